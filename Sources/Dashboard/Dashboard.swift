@@ -1,0 +1,1 @@
+// Module Dashboard: see docs in README.md (Architecture).

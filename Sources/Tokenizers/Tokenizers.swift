@@ -1,0 +1,1 @@
+// Module Tokenizers: see docs in README.md (Architecture).

@@ -1,0 +1,6 @@
+import XCTest
+@testable import Dashboard
+
+final class DashboardSmokeTests: XCTestCase {
+    func testModuleLinks() { XCTAssertTrue(true) }
+}
