@@ -88,3 +88,11 @@ public enum EngineCommand: Sendable, Equatable { case pause, resume, stop, saveN
 public protocol EngineObserver: AnyObject, Sendable {
     func engine(didEmit event: EngineEvent)
 }
+
+/// What a front end holds of a run: send controls, attach observers. The trainer implements it;
+/// `watch` implements it over event files on disk (where controls are refused).
+public protocol EngineControl: AnyObject {
+    func send(_ command: EngineCommand)
+    func addObserver(_ observer: EngineObserver)
+    var state: RunState { get }
+}

@@ -1,1 +1,0 @@
-// Module Tokenizers: see docs in README.md (Architecture).
