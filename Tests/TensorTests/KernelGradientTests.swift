@@ -120,6 +120,18 @@ final class KernelGradientTests: XCTestCase {
         assertClose(dx, finiteDifferenceGradient(doubles(x)) { weightedSum(Ref.gelu($0), g) }, tol: Tol.backward, "gelu dx")
     }
 
+    /// The 4-lane loop and the scalar tail compute the same arithmetic: one element at a time equals the batch.
+    func testGeluVectorAndScalarPathsAgree() {
+        let x = Tensor.randomNormal([4099], seed: 43, std: 3), y = Tensor(zeros: [4099])
+        geluTanhForward(out: y, x)
+        let dx = Tensor(zeros: [4099]); geluTanhBackward(dx: dx, dout: x, x)
+        for i in stride(from: 0, to: 4099, by: 37) {
+            let one = Tensor(shape: [1], [x.data[i]]), o = Tensor(zeros: [1]), d = Tensor(zeros: [1])
+            geluTanhForward(out: o, one); geluTanhBackward(dx: d, dout: one, one)
+            XCTAssertEqual(o.data[0], y.data[i]); XCTAssertEqual(d.data[0], dx.data[i])
+        }
+    }
+
     func testDropoutSeededInvertedAndMaskReused() {
         let n = 50_000, p: Float = 0.25
         let x = Tensor(shape: [n], repeating: 2)
