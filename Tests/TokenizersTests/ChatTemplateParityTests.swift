@@ -86,3 +86,50 @@ final class ChatTemplateParityTests: XCTestCase {
         }
     }
 }
+
+/// Small templates covering the interpreter (loops, namespaces, macros, filters, tests, slicing, operators,
+/// whitespace control, raw, set blocks) rendered by transformers' compiled jinja2 environment.
+final class JinjaSnippetTests: XCTestCase {
+    func testSnippetsMatchJinja2() throws {
+        let dir = ChatTemplateParityTests.fixtures.appendingPathComponent("chat_templates")
+        guard case .dict(let root) = try JinjaValue.parseJSON(Data(contentsOf: dir.appendingPathComponent("cases.json")), source: "cases.json"),
+              case .array(let snippets)? = root["snippets"] else { return XCTFail("bad cases.json") }
+        XCTAssertGreaterThan(snippets.count, 20)
+        for case .dict(let s) in snippets {
+            let src = s["source"]!.str
+            guard case .dict(let ctxD)? = s["context"] else { return XCTFail("bad context") }
+            var ctx: [String: JinjaValue] = [:]
+            for k in ctxD.keys { ctx[k] = ctxD[k] }
+            do {
+                let out = try JinjaTemplate(src).render(ctx).text
+                XCTAssertEqual(out, s["output"]!.str, src)
+            } catch { XCTFail("\(src): \(error)") }
+        }
+    }
+
+    func testErrorsNameLineAndColumn() throws {
+        XCTAssertThrowsError(try JinjaTemplate("ab\n  {{ x | nope }}")) { e in
+            XCTAssertEqual((e as? JinjaError)?.description, "chat template line 2, column 10: no filter named 'nope'")
+        }
+        XCTAssertThrowsError(try JinjaTemplate("{{ 1 + }}")) { e in
+            XCTAssertEqual((e as? JinjaError)?.line, 1)
+        }
+        // Runtime errors carry the position of the failing expression.
+        XCTAssertThrowsError(try JinjaTemplate("x\n{{ 1 + 'a' }}").render([:])) { e in
+            let je = e as? JinjaError
+            XCTAssertEqual(je?.kind, .runtime)
+            XCTAssertEqual(je?.line, 2)
+        }
+        XCTAssertThrowsError(try JinjaTemplate("{% for m in messages %}{{ m.x.y }}{% endfor %}").render(["messages": .array([.dict(JinjaDict())])])) { e in
+            XCTAssertEqual((e as? JinjaError)?.kind, .runtime)
+        }
+    }
+
+    func testGenerationSpansAreScalarOffsets() throws {
+        let t = try JinjaTemplate("é😀{% generation %}ab{{ x }}{% endgeneration %}z{% generation %}{% endgeneration %}")
+        let r = try t.render(["x": "ü"])
+        XCTAssertEqual(r.text, "é😀abüz")
+        XCTAssertEqual(r.generationSpans, [2..<5, 6..<6])
+        XCTAssertTrue(t.hasGenerationBlocks)
+    }
+}

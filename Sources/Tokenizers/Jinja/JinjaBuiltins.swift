@@ -114,7 +114,7 @@ enum PyJSON {
             case .double(let d):
                 if d.isNaN { out += "NaN" } else if d.isInfinite { out += d > 0 ? "Infinity" : "-Infinity" } else { out += JinjaValue.pyFloat(d) }
             case .string(let s): out += esc(s)
-            case .array(let a):
+            case .array(let a), .tuple(let a):
                 if a.isEmpty { out += "[]"; return }
                 out += "["
                 for (k, x) in a.enumerated() {
@@ -154,7 +154,7 @@ enum JinjaMethods {
 
     static func dictMethod(_ d: JinjaDict, _ name: String) -> JinjaFunction? {
         switch name {
-        case "items": return fn("items") { _, _ in .array(d.keys.map { .array([.string($0), d[$0]!]) }) }
+        case "items": return fn("items") { _, _ in .array(d.keys.map { .tuple([.string($0), d[$0]!]) }) }
         case "keys": return fn("keys") { _, _ in .array(d.keys.map { .string($0) }) }
         case "values": return fn("values") { _, _ in .array(d.keys.map { d[$0]! }) }
         case "get": return fn("get") { a, k in
@@ -195,7 +195,7 @@ enum JinjaMethods {
         case "startswith", "endswith":
             return fn(name) { a, _ in
                 let cands: [String]
-                switch a.first {
+                switch a.first?.norm {
                 case .array(let l)?: cands = l.map { $0.str }
                 case let v?: cands = [v.str]
                 case nil: cands = []
@@ -215,7 +215,7 @@ enum JinjaMethods {
             .string(PyStr.replace(s, a.count > 0 ? a[0].str : "", a.count > 1 ? a[1].str : "", a.count > 2 ? a[2].intValue : nil))
         }
         case "join": return fn(name) { a, _ in
-            guard case .array(let l)? = a.first else { return .string("") }
+            guard case .array(let l)? = a.first?.norm else { return .string("") }
             return .string(l.map { $0.str }.joined(separator: s))
         }
         case "find": return fn(name) { a, _ in
@@ -243,7 +243,7 @@ enum JinjaMethods {
 
 extension JinjaRenderer {
     func items(_ v: JinjaValue, _ p: Pos) throws -> [JinjaValue] {
-        switch v {
+        switch v.norm {
         case .array(let a): return a
         case .dict(let d): return d.keys.map { .string($0) }
         case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
@@ -252,7 +252,8 @@ extension JinjaRenderer {
         }
     }
 
-    func applyFilter(_ name: String, _ v: JinjaValue, _ a: [JinjaValue], _ k: [(String, JinjaValue)], _ p: Pos) throws -> JinjaValue {
+    func applyFilter(_ name: String, _ v0: JinjaValue, _ a: [JinjaValue], _ k: [(String, JinjaValue)], _ p: Pos) throws -> JinjaValue {
+        let v = name == "string" || name == "tojson" ? v0 : v0.norm
         func kw(_ i: Int, _ n: String) -> JinjaValue? { JinjaMethods.arg(a, k, i, n) }
         switch name {
         case "trim": return .string(PyStr.strip(v.str, kw(0, "chars").flatMap { $0.isNone ? nil : $0.str }))
@@ -296,10 +297,10 @@ extension JinjaRenderer {
             return v
         case "items":
             guard case .dict(let d) = v else { if v.isUndefined { return .array([]) }; throw fail("items filter needs a mapping, got '\(v.typeName)'", p) }
-            return .array(d.keys.map { .array([.string($0), d[$0]!]) })
+            return .array(d.keys.map { .tuple([.string($0), d[$0]!]) })
         case "dictsort":
             guard case .dict(let d) = v else { throw fail("dictsort needs a mapping", p) }
-            return .array(d.keys.sorted().map { .array([.string($0), d[$0]!]) })
+            return .array(d.keys.sorted().map { .tuple([.string($0), d[$0]!]) })
         case "list": return .array(try items(v, p))
         case "reverse":
             if case .string(let s) = v { return .string(String(s.reversed())) }
@@ -419,7 +420,8 @@ extension JinjaRenderer {
         }
     }
 
-    func applyTest(_ name: String, _ v: JinjaValue, _ a: [JinjaValue], _ p: Pos) throws -> Bool {
+    func applyTest(_ name: String, _ v0: JinjaValue, _ a: [JinjaValue], _ p: Pos) throws -> Bool {
+        let v = v0.norm
         let other = a.first ?? .undefined("argument")
         switch name {
         case "defined": return !v.isUndefined

@@ -136,7 +136,7 @@ final class JinjaRenderer {
             for (c, body) in branches where try eval(c).truthy { try run(body); return }
             if let elseBody { try run(elseBody) }
         case .forLoop(let targets, let iterE, let filter, let body, let elseBody, let p):
-            let iterV = try eval(iterE)
+            let iterV = try eval(iterE).norm
             var items: [JinjaValue]
             switch iterV {
             case .array(let a): items = a
@@ -214,7 +214,7 @@ final class JinjaRenderer {
     func bind(_ targets: [String], _ v: JinjaValue, _ p: Pos) {
         if targets.count == 1 { assign(targets[0], v); return }
         let parts: [JinjaValue]
-        if case .array(let a) = v { parts = a } else { parts = [] }
+        if case .array(let a) = v.norm { parts = a } else { parts = [] }
         for (k, t) in targets.enumerated() { assign(t, k < parts.count ? parts[k] : .undefined(t)) }
     }
 
@@ -225,7 +225,7 @@ final class JinjaRenderer {
         case .literal(let v): return v
         case .name(let n, _): return lookup(n)
         case .list(let items): return .array(try items.map { try eval($0) })
-        case .tuple(let items): return .array(try items.map { try eval($0) })
+        case .tuple(let items): return .tuple(try items.map { try eval($0) })
         case .dict(let pairs):
             var d = JinjaDict()
             for (k, v) in pairs { d[try eval(k).str] = try eval(v) }
@@ -239,7 +239,7 @@ final class JinjaRenderer {
             if case .undefined(let n) = base { throw fail("'\(n)' is undefined", p) }
             return try getItem(base, try eval(idxE), p)
         case .slice(let b, let lo, let hi, let st, let p):
-            let base = try eval(b)
+            let base = try eval(b).norm
             let l = try lo.map { try eval($0).intValue } ?? nil
             let h = try hi.map { try eval($0).intValue } ?? nil
             let s = try st.map { try eval($0).intValue } ?? nil
@@ -319,7 +319,8 @@ final class JinjaRenderer {
         return out
     }
 
-    func compare(_ op: String, _ l: JinjaValue, _ r: JinjaValue, _ p: Pos) throws -> Bool {
+    func compare(_ op: String, _ l0: JinjaValue, _ r0: JinjaValue, _ p: Pos) throws -> Bool {
+        let l = l0.norm, r = r0.norm
         switch op {
         case "==": return JinjaValue.equal(l, r)
         case "!=": return !JinjaValue.equal(l, r)
@@ -342,7 +343,7 @@ final class JinjaRenderer {
     }
 
     func contains(_ container: JinjaValue, _ v: JinjaValue, _ p: Pos) throws -> Bool {
-        switch container {
+        switch container.norm {
         case .string(let s):
             guard case .string(let sub) = v else { throw fail("'in <string>' requires string as left operand, not \(v.typeName)", p) }
             return sub.isEmpty || JinjaRenderer.findScalars(Array(s.unicodeScalars), Array(sub.unicodeScalars)) != nil
@@ -363,7 +364,8 @@ final class JinjaRenderer {
         return nil
     }
 
-    func binary(_ op: String, _ l: JinjaValue, _ r: JinjaValue, _ p: Pos) throws -> JinjaValue {
+    func binary(_ op: String, _ l0: JinjaValue, _ r0: JinjaValue, _ p: Pos) throws -> JinjaValue {
+        let l = l0.norm, r = r0.norm
         if op == "~" { return .string(l.str + r.str) }
         switch (op, l, r) {
         case ("+", .string(let a), .string(let b)): return .string(a + b)
@@ -406,7 +408,8 @@ final class JinjaRenderer {
 
     // MARK: attribute / item access
 
-    func getItem(_ base: JinjaValue, _ idx: JinjaValue, _ p: Pos) throws -> JinjaValue {
+    func getItem(_ base0: JinjaValue, _ idx: JinjaValue, _ p: Pos) throws -> JinjaValue {
+        let base = base0.norm
         switch (base, idx) {
         case (.array(let a), _):
             guard let i0 = idx.intValue, idx.number != nil else { throw fail("list indices must be integers, not \(idx.typeName)", p) }
@@ -427,7 +430,8 @@ final class JinjaRenderer {
         }
     }
 
-    func getAttr(_ base: JinjaValue, _ name: String, _ p: Pos, itemFirst: Bool = false) throws -> JinjaValue {
+    func getAttr(_ base0: JinjaValue, _ name: String, _ p: Pos, itemFirst: Bool = false) throws -> JinjaValue {
+        let base = base0.norm
         if name.hasPrefix("_") { return .undefined(name) }  // sandbox: no private attributes
         switch base {
         case .dict(let d):

@@ -10,6 +10,8 @@ public indirect enum JinjaValue: @unchecked Sendable {
     case double(Double)
     case string(String)
     case array([JinjaValue])
+    /// A Python tuple: behaves as a list everywhere except `repr` (`('a', 1)`).
+    case tuple([JinjaValue])
     case dict(JinjaDict)
     case namespace(JinjaNamespace)
     case function(JinjaFunction)
@@ -36,6 +38,9 @@ public indirect enum JinjaValue: @unchecked Sendable {
         }
     }
 
+    /// Tuples behave as lists in every operation.
+    var norm: JinjaValue { if case .tuple(let a) = self { return .array(a) }; return self }
+
     var isUndefined: Bool { if case .undefined = self { return true }; return false }
     var isNone: Bool { if case .none = self { return true }; return false }
 
@@ -46,7 +51,7 @@ public indirect enum JinjaValue: @unchecked Sendable {
         case .int(let i): return i != 0
         case .double(let d): return d != 0
         case .string(let s): return !s.isEmpty
-        case .array(let a): return !a.isEmpty
+        case .array(let a), .tuple(let a): return !a.isEmpty
         case .dict(let d): return !d.isEmpty
         case .namespace, .function: return true
         }
@@ -71,6 +76,7 @@ public indirect enum JinjaValue: @unchecked Sendable {
         case .double(let d): return JinjaValue.pyFloat(d)
         case .string(let s): return JinjaValue.pyRepr(s)
         case .array(let a): return "[" + a.map { $0.repr }.joined(separator: ", ") + "]"
+        case .tuple(let a): return "(" + a.map { $0.repr }.joined(separator: ", ") + (a.count == 1 ? ",)" : ")")
         case .dict(let d): return "{" + d.keys.map { JinjaValue.pyRepr($0) + ": " + d[$0]!.repr }.joined(separator: ", ") + "}"
         case .namespace: return "<Namespace>"
         case .function(let f): return "<function \(f.name)>"
@@ -115,6 +121,7 @@ public indirect enum JinjaValue: @unchecked Sendable {
         case .double: return "float"
         case .string: return "str"
         case .array: return "list"
+        case .tuple: return "tuple"
         case .dict: return "dict"
         case .namespace: return "Namespace"
         case .function: return "function"
@@ -123,7 +130,7 @@ public indirect enum JinjaValue: @unchecked Sendable {
 
     /// Python `==`.
     public static func equal(_ a: JinjaValue, _ b: JinjaValue) -> Bool {
-        switch (a, b) {
+        switch (a.norm, b.norm) {
         case (.undefined, .undefined), (.none, .none): return true
         case (.string(let x), .string(let y)): return x.unicodeScalars.elementsEqual(y.unicodeScalars)
         case (.array(let x), .array(let y)): return x.count == y.count && zip(x, y).allSatisfy { equal($0, $1) }
@@ -162,7 +169,7 @@ public indirect enum JinjaValue: @unchecked Sendable {
         case .int(let i): return i
         case .double(let d): return d
         case .string(let s): return s
-        case .array(let a): return a.map { $0.jsonObject }
+        case .array(let a), .tuple(let a): return a.map { $0.jsonObject }
         case .dict(let d): var o: [String: Any] = [:]; for k in d.keys { o[k] = d[k]!.jsonObject }; return o
         case .namespace(let n): var o: [String: Any] = [:]; for k in n.values.keys { o[k] = n.values[k]!.jsonObject }; return o
         case .function(let f): return "<function \(f.name)>"
