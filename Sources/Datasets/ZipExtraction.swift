@@ -64,7 +64,7 @@ public enum ZipExtractor {
         func fail(_ problem: String) -> ZipExtractionError { ZipExtractionError(archive: url.path, problem: problem) }
         guard FileManager.default.fileExists(atPath: url.path) else { throw fail("no such file") }
         let archive: Archive
-        do { archive = try Archive(url: url, accessMode: .read) } catch {
+        do { archive = try Archive(url: url, accessMode: .read, pathEncoding: nil) } catch {
             throw fail("not a readable zip archive (\(error))")
         }
         // Pass 1: refuse the archive before writing anything.
