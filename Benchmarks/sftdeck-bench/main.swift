@@ -1,6 +1,12 @@
 import Foundation
 import Tensor
 // Benchmarks: each suite prints its figures as ratios against a reference measured in the same run.
+// Usage: sftdeck-bench SUITE [args]  (suites: see the dispatch below)
 print("sftdeck-bench: OpenBLAS core \(BLASRuntime.coreName)")
+let suite = CommandLine.arguments.dropFirst().first ?? ""
+let suiteArgs = Array(CommandLine.arguments.dropFirst(2))
 
-if CommandLine.arguments.dropFirst().first == "quant" { runQuantBench() }
+if suite == "quant" { runQuantBench() }
+
+if suite == "parquet" { try runParquetBench(suiteArgs) }
+
