@@ -40,45 +40,6 @@ struct FixtureTokenizer: CollatorTokenizer {
     func tokenString(_ id: Int) -> String? { inverse[id] }
 }
 
-/// The Gemma 3 chat template (TRL's gemma3.jinja, identical text to gemma3_training.jinja) written out, with
-/// gemma3_training.jinja's generation spans: each assistant turn's content + "<end_of_turn>\n". Test-only:
-/// production renders through the Tokenizers module's Jinja engine.
-struct Gemma3TestRenderer: ChatRendering {
-    func render(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> RenderedChat {
-        func trim(_ s: String) -> String { SampleEncoder.pythonStrip(s).0 }
-        func content(_ m: ChatMessage) -> String {
-            switch m.content {
-            case .text(let t): return trim(t)
-            case .parts(let parts):
-                return parts.map { p -> String in
-                    switch p { case .image: return "<start_of_image>"; case .text(let t): return trim(t); case .other: return "" }
-                }.joined()
-            }
-        }
-        var out = "<bos>"
-        var loop = messages
-        var prefix = ""
-        if let first = messages.first, first.role == "system" {
-            switch first.content {
-            case .text(let t): prefix = t + "\n\n"
-            case .parts(let p): if case .text(let t)? = p.first { prefix = t + "\n\n" }
-            }
-            loop.removeFirst()
-        }
-        var spans = [Range<Int>]()
-        for (i, m) in loop.enumerated() {
-            guard (m.role == "user") == (i % 2 == 0) else { throw ProcessorError("Conversation roles must alternate user/assistant/user/assistant/...") }
-            let role = m.role == "assistant" ? "model" : m.role
-            out += "<start_of_turn>" + role + "\n" + (i == 0 ? prefix : "")
-            let start = out.utf8.count
-            out += content(m) + "<end_of_turn>\n"
-            if m.role == "assistant" { spans.append(start..<out.utf8.count) }
-        }
-        if addGenerationPrompt { out += "<start_of_turn>model\n" }
-        return RenderedChat(text: out, generationSpans: spans)
-    }
-}
-
 final class CollatorTests: XCTestCase {
     struct Rows: Decodable {
         struct Row: Decodable { var messages: [ChatMessage]; var images: [String] }
@@ -102,13 +63,17 @@ final class CollatorTests: XCTestCase {
         }
     }
 
-    func encoder(_ policy: LabelPolicy) throws -> (SampleEncoder, Collator, Rows) {
+    /// `realTokenizer`: the Tokenizers module's tokenizer on the fixture's tokenizer.json, instead of the
+    /// recorded answers.
+    func encoder(_ policy: LabelPolicy, realTokenizer: Bool = false) throws -> (SampleEncoder, Collator, Rows) {
         let rows = try loadRows()
-        let tok = try FixtureTokenizer(directory: dir)
+        let tok: CollatorTokenizer = realTokenizer
+            ? try Tokenizer(tokenizerJSON: Data(contentsOf: dir.appendingPathComponent("tokenizer/tokenizer.json")))
+            : try FixtureTokenizer(directory: dir)
         let config = try Gemma3ImageProcessorConfig.load(modelDirectory: dir.appendingPathComponent("processor"))
         let tokens = try Gemma3ImageTokens(tokenizer: tok, imageSeqLength: config.imageSeqLength!)
         XCTAssertEqual(tokens.imageID, rows.ids["image_soft"]); XCTAssertEqual(tokens.boiID, rows.ids["boi"])
-        let enc = SampleEncoder(tokenizer: tok, renderer: Gemma3TestRenderer(), imageProcessor: try Gemma3ImageProcessor(config: config),
+        let enc = SampleEncoder(tokenizer: tok, renderer: Gemma3ChatFormat(), imageProcessor: try Gemma3ImageProcessor(config: config),
                                 tokens: tokens, policy: policy, bosID: rows.ids["bos"])
         return (enc, Collator(padID: rows.ids["pad"]!, imageHeight: rows.size, imageWidth: rows.size), rows)
     }
@@ -120,7 +85,8 @@ final class CollatorTests: XCTestCase {
     /// Every tensor equal to the reference's, exactly (ids, masks, labels are integers; pixel values are
     /// bit-identical float32: measured max |error| 0 on all 4 + 5 images).
     func check(batch name: String, policy: LabelPolicy, expectedFile: String, pixelFile: String) throws {
-        let (enc, collator, rows) = try encoder(policy)
+      for real in [false, true] {
+        let (enc, collator, rows) = try encoder(policy, realTokenizer: real)
         let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: dir.appendingPathComponent(expectedFile)))
         let encoded = try samples(name, rows).map { try enc.encode($0) }
         XCTAssertEqual(encoded.map(\.text), expected.texts, expectedFile)
@@ -138,6 +104,7 @@ final class CollatorTests: XCTestCase {
         XCTAssertEqual(maxErr, 0, "\(expectedFile) pixel_values max error \(maxErr)")
         // Every -100 has a masking reason and every target is `trained`.
         for (lab, r) in zip(batch.labels, batch.reasons) { XCTAssertEqual(lab != -100, r == .trained) }
+      }
     }
 
     func testGuideExactEqualsTheGuidesCollateFn() throws {
