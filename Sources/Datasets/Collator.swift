@@ -118,16 +118,21 @@ public struct SampleEncoder {
             return lo..<(lo + sys.utf8.count)
         }
         if let completion = sample.completion {
-            // TRL data_utils.apply_chat_template for prompt/completion: the prompt with the generation prompt,
-            // the completion = render(prompt + completion) minus that prefix.
-            let prompt = try renderer.render(sample.messages, addGenerationPrompt: true)
+            // TRL data_utils.apply_chat_template for prompt/completion: the prompt with the generation prompt
+            // (or continuing a final assistant turn), the prompt = its common prefix with render(prompt +
+            // completion) (in characters), the completion = the rest.
+            let endsWithAssistant = sample.messages.last?.role == "assistant"
+            let rendered = try renderer.render(sample.messages, addGenerationPrompt: !endsWithAssistant)
             let full = try renderer.render(sample.messages + completion, addGenerationPrompt: false)
-            guard full.text.hasPrefix(prompt.text) else {
-                throw ProcessorError("row \(sample.row): the rendered prompt is not a prefix of the rendered prompt + completion")
-            }
-            let completionText = String(full.text.utf8.dropFirst(prompt.text.utf8.count))!
+            let a = Array(rendered.text.unicodeScalars), f = Array(full.text.unicodeScalars)
+            var common = 0
+            while common < a.count && common < f.count && a[common] == f[common] { common += 1 }
+            var promptText = String.UnicodeScalarView(), completionText = String.UnicodeScalarView()
+            promptText.append(contentsOf: f[0..<common]); completionText.append(contentsOf: f[common...])
+            let prompt = RenderedChat(text: String(promptText))
+            let completionString = String(completionText)
             return [Piece(text: prompt.text, spans: [], isPrompt: true, systemSpan: systemSpan(in: prompt.text, messages: sample.messages)),
-                    Piece(text: completionText, spans: [0..<completionText.utf8.count], isPrompt: false, systemSpan: nil)]
+                    Piece(text: completionString, spans: [0..<completionString.utf8.count], isPrompt: false, systemSpan: nil)]
         }
         var r = try renderer.render(sample.messages, addGenerationPrompt: false)
         if policy.stripsRenderedText {

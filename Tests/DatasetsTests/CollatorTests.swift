@@ -42,7 +42,7 @@ struct FixtureTokenizer: CollatorTokenizer {
 
 final class CollatorTests: XCTestCase {
     struct Rows: Decodable {
-        struct Row: Decodable { var messages: [ChatMessage]; var images: [String] }
+        struct Row: Decodable { var messages: [ChatMessage]?; var prompt: [ChatMessage]?; var completion: [ChatMessage]?; var images: [String] }
         var rows: [String: [Row]]
         var ids: [String: Int]
         var image_seq_length: Int
@@ -59,7 +59,7 @@ final class CollatorTests: XCTestCase {
 
     func samples(_ name: String, _ rows: Rows) throws -> [TrainingSample] {
         try rows.rows[name]!.enumerated().map { i, r in
-            TrainingSample(row: i, messages: r.messages, images: try r.images.map { try Data(contentsOf: dir.appendingPathComponent("images/\($0)")) })
+            TrainingSample(row: i, messages: r.messages ?? r.prompt!, completion: r.completion, images: try r.images.map { try Data(contentsOf: dir.appendingPathComponent("images/\($0)")) })
         }
     }
 
@@ -130,6 +130,15 @@ final class CollatorTests: XCTestCase {
         let p = LabelPolicy(masking: .trl, assistantOnlyLoss: true)
         try check(batch: "llava", policy: p, expectedFile: "llava.trl-assistant.json", pixelFile: "llava.trl.pixel_values.f32")
         try check(batch: "mmiu", policy: p, expectedFile: "mmiu.trl-assistant.json", pixelFile: "mmiu.drop.pixel_values.f32")
+    }
+
+    /// Prompt/completion rows through TRL's `_collate_prompt_completion` (prompt left-padded with images,
+    /// completion right-padded, concatenated, flush_left): the same as one right-padded sequence per row.
+    func testTRLPromptCompletion() throws {
+        try check(batch: "llava_pc", policy: LabelPolicy(masking: .trl, completionOnlyLoss: true),
+                  expectedFile: "llava_pc.trl-completion-only.json", pixelFile: "llava_pc.trl.pixel_values.f32")
+        try check(batch: "llava_pc", policy: LabelPolicy(masking: .trl, completionOnlyLoss: false),
+                  expectedFile: "llava_pc.trl-completion-all.json", pixelFile: "llava_pc.trl.pixel_values.f32")
     }
 
     func testReasonsAndWarnings() throws {
