@@ -21,7 +21,7 @@ struct FixtureTokenizer: CollatorTokenizer {
             let offs = (v["offsets"] as! [[Int]]).map { $0[0]..<$0[1] }
             table[Self.key(key[0] as! String, key[1] as! Bool)] = (ids, offs)
         }
-        let tj = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("tokenizer/tokenizer.json"))) as! [String: Any]
+        let tj = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("model/tokenizer.json"))) as! [String: Any]
         vocab = (tj["model"] as! [String: Any])["vocab"] as! [String: Int]
         for a in tj["added_tokens"] as! [[String: Any]] { vocab[a["content"] as! String] = a["id"] as? Int }
         for (k, v) in vocab { inverse[v] = k }
@@ -68,9 +68,9 @@ final class CollatorTests: XCTestCase {
     func encoder(_ policy: LabelPolicy, realTokenizer: Bool = false) throws -> (SampleEncoder, Collator, Rows) {
         let rows = try loadRows()
         let tok: CollatorTokenizer = realTokenizer
-            ? try Tokenizer(tokenizerJSON: Data(contentsOf: dir.appendingPathComponent("tokenizer/tokenizer.json")))
+            ? try Tokenizer(tokenizerJSON: Data(contentsOf: dir.appendingPathComponent("model/tokenizer.json")))
             : try FixtureTokenizer(directory: dir)
-        let config = try Gemma3ImageProcessorConfig.load(modelDirectory: dir.appendingPathComponent("processor"))
+        let config = try Gemma3ImageProcessorConfig.load(modelDirectory: dir.appendingPathComponent("model"))
         let tokens = try Gemma3ImageTokens(tokenizer: tok, imageSeqLength: config.imageSeqLength!)
         XCTAssertEqual(tokens.imageID, rows.ids["image_soft"]); XCTAssertEqual(tokens.boiID, rows.ids["boi"])
         let enc = SampleEncoder(tokenizer: tok, renderer: Gemma3ChatFormat(), imageProcessor: try Gemma3ImageProcessor(config: config),
@@ -139,6 +139,16 @@ final class CollatorTests: XCTestCase {
                   expectedFile: "llava_pc.trl-completion-only.json", pixelFile: "llava_pc.trl.pixel_values.f32")
         try check(batch: "llava_pc", policy: LabelPolicy(masking: .trl, completionOnlyLoss: false),
                   expectedFile: "llava_pc.trl-completion-all.json", pixelFile: "llava_pc.trl.pixel_values.f32")
+    }
+
+    /// The model-folder entry point builds the same batch as the hand-wired encoder.
+    func testPipelineFromModelFolder() throws {
+        let pipe = try CollatorPipeline(modelDirectory: dir.appendingPathComponent("model"), policy: LabelPolicy(masking: .guideExact))
+        let rows = try loadRows()
+        let batch = try pipe.collate(try samples("mmiu", rows))
+        let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: dir.appendingPathComponent("mmiu.guide-exact.json")))
+        XCTAssertEqual(batch.labels.map(Int.init), expected.labels.flatMap { $0 })
+        XCTAssertEqual(batch.pixelValues, try floats("mmiu.drop.pixel_values.f32"))
     }
 
     func testReasonsAndWarnings() throws {
