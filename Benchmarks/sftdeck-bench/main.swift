@@ -10,3 +10,5 @@ if suite == "quant" { runQuantBench() }
 
 if suite == "parquet" { try runParquetBench(suiteArgs) }
 
+if CommandLine.arguments.dropFirst().first == "pipeline" { do { try runPipelineBench(Array(CommandLine.arguments.dropFirst(2))) } catch { print("pipeline: \(error)"); exit(1) } }
+
