@@ -86,3 +86,63 @@ final class Gemma3ParityTests: XCTestCase {
     func testMultimodalGQA2BF16Sharded() throws { try checkFull("mm_gqa2_bf16_sharded") }
     func testTextOnlyGQA4() throws { try checkFull("text_gqa4") }
 }
+
+final class Gemma3LoadingTests: XCTestCase {
+    /// In-memory names (model.language_model.*) and the Hub's vision_tower.vision_model.* infix, single
+    /// file, same weights as the sharded bf16 checkpoint.
+    func testAlternateKeyLayoutGivesSameLogits() throws {
+        let a = try Gemma3Model.load(from: fixturesDir("mm_gqa2_bf16_alt_layout"))
+        let ref = try Reference(fixturesDir("mm_gqa2_bf16_sharded"))
+        let r = try a.evaluate(try ref.batch(), returnLogits: true)
+        XCTAssertLessThan(relErr(r.logits!, try ref.floats("logits")), 1e-4)
+    }
+
+    func testBF16WeightsStayBF16() throws {
+        let m = try Gemma3Model.load(from: fixturesDir("mm_gqa2_bf16_sharded"))
+        XCTAssertEqual(m.layers[0].q.weight.frozen?.dtype, .bf16)
+        XCTAssertEqual(m.embedding.frozen?.dtype, .bf16)
+    }
+
+    func testMissingAndMisShapedTensorsAreListed() throws {
+        let src = fixturesDir("text_gqa4")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sftdeck-bad-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: src.appendingPathComponent("config.json"))) as! [String: Any]
+        cfg["num_hidden_layers"] = 4
+        cfg["layer_types"] = ["sliding_attention", "full_attention", "sliding_attention", "full_attention"]
+        cfg["intermediate_size"] = 96
+        try JSONSerialization.data(withJSONObject: cfg).write(to: dir.appendingPathComponent("config.json"))
+        try FileManager.default.copyItem(at: src.appendingPathComponent("model.safetensors"), to: dir.appendingPathComponent("model.safetensors"))
+        XCTAssertThrowsError(try Gemma3Model.load(from: dir)) { e in
+            let s = "\(e)"
+            XCTAssertTrue(s.contains("missing") && s.contains("model.layers.3.self_attn.q_proj.weight"), s)
+            XCTAssertTrue(s.contains("mis-shaped") && s.contains("model.layers.0.mlp.gate_proj.weight [64, 64] (expected [96, 64])"), s)
+        }
+    }
+
+    func testConfigErrorsNameTheField() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sftdeck-cfg-\(getpid())")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("config.json")
+        try Data(#"{"architectures":["LlamaForCausalLM"]}"#.utf8).write(to: url)
+        XCTAssertThrowsError(try ArchitectureRegistry.load(configAt: url)) { XCTAssertTrue("\($0)".contains("unsupported architecture LlamaForCausalLM"), "\($0)") }
+        try Data(#"{"architectures":["Gemma3ForCausalLM"],"hidden_size":"wide"}"#.utf8).write(to: url)
+        XCTAssertThrowsError(try ArchitectureRegistry.load(configAt: url)) { XCTAssertTrue("\($0)".contains("hidden_size"), "\($0)") }
+    }
+
+    /// Defaults as transformers 5.24's config classes; old-style rope keys.
+    func testDefaultsAndLegacyRopeKeys() throws {
+        let json = #"{"architectures":["Gemma3ForConditionalGeneration"],"text_config":{"hidden_size":2560,"intermediate_size":10240,"num_hidden_layers":34,"sliding_window":1024,"rope_scaling":{"rope_type":"linear","factor":8.0},"unknown_key":1},"vision_config":{"hidden_size":1152,"image_size":896,"intermediate_size":4304,"num_attention_heads":16,"num_hidden_layers":27,"patch_size":14,"vision_use_head":false},"mm_tokens_per_image":256}"#
+        let c = try JSONDecoder().decode(Gemma3Config.self, from: Data(json.utf8))
+        XCTAssertEqual(c.textConfig.vocabSize, 262_208)
+        XCTAssertEqual(c.textConfig.headDim, 256)
+        XCTAssertEqual(c.textConfig.layerTypes.enumerated().filter { $0.element == "full_attention" }.map { $0.offset }, [5, 11, 17, 23, 29])
+        XCTAssertEqual(c.textConfig.ropeParameters["full_attention"], RopeParameters(ropeType: "linear", ropeTheta: 1e6, factor: 8))
+        XCTAssertEqual(c.textConfig.ropeParameters["sliding_attention"], RopeParameters(ropeType: "default", ropeTheta: 1e4))
+        XCTAssertEqual(c.imageTokenIndex, 262_144)
+        XCTAssertEqual(c.visionConfig.layerNormEps, 1e-6)
+    }
+}
