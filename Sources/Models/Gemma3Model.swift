@@ -1,6 +1,7 @@
 // Gemma3ForConditionalGeneration (SigLIP → projector → decoder) and Gemma3ForCausalLM in one class:
 // loading, the training forward+backward with the transformers 5.x ForCausalLMLoss, eval forward.
 import Foundation
+import Tensor
 
 /// One collated batch, row-major (B, L); pixel values (N, 3, S, S) for the N images of the batch,
 /// sample-major then image order inside a sample (as transformers' processor emits them).
@@ -345,4 +346,47 @@ public final class Gemma3Model: @unchecked Sendable {
         }
         return result
     }
+}
+
+// MARK: - facts and hooks the trainer uses
+
+extension Gemma3Model {
+    /// All parameters, counted as torch's `num_parameters()` (tied lm_head once; LoRA and
+    /// modules_to_save copies included when present).
+    public var totalParameterCount: Int {
+        var n = namedWeights.reduce(0) { $0 + $1.1.count }
+        for lin in allLinears { if let a = lin.lora { n += a.A.count + a.B.count } }
+        if embedForward !== embedding { n += embedding.count }
+        if headForward !== headWeight { n += headWeight.count }
+        return n
+    }
+    /// transformers `num_parameters(exclude_embeddings=True)` of the base model (for total_flos).
+    public var nonEmbeddingParameterCount: Int {
+        namedWeights.filter { !$0.0.hasSuffix("embed_tokens.weight") && !$0.0.hasSuffix("position_embedding.weight") }
+            .reduce(0) { $0 + $1.1.count }
+    }
+
+    /// Replaces frozen linear weights (every nn.Linear except lm_head, vision tower included — the modules
+    /// bitsandbytes' Linear4bit replaces) by another storage, e.g. NF4. `make` returns nil to keep one.
+    public func replaceFrozenLinearWeights(_ make: (_ moduleName: String, _ weight: any LinearWeight) throws -> (any LinearWeight)?) throws {
+        for lin in allLinears where !lin.weight.trainable {
+            if let w = try make(lin.name, lin.weight.asLinearWeight) { try lin.weight.replaceFrozen(with: w) }
+        }
+    }
+
+    /// State of the dropout generator (saved with checkpoints).
+    public func randomState() -> [UInt8] {
+        var s = rng.s
+        return withUnsafeBytes(of: &s) { Array($0) }
+    }
+    public func restoreRandomState(_ bytes: [UInt8]) throws {
+        guard bytes.count == MemoryLayout<(UInt64, UInt64, UInt64, UInt64)>.size else {
+            throw ModelError("model random state has \(bytes.count) bytes, expected 32")
+        }
+        var s = rng.s
+        withUnsafeMutableBytes(of: &s) { $0.copyBytes(from: bytes) }
+        rng.s = s
+    }
+    /// Reseeds the dropout generator (the trainer's seed).
+    public func seedDropout(_ seed: UInt64) { rng = SeededRNG(seed: seed) }
 }

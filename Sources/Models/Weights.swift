@@ -2,6 +2,7 @@
 // value and is widened inside the matrix kernels), trainable parameters in fp32 with their gradients,
 // and the checkpoint key layouts transformers has used for Gemma 3.
 import Foundation
+import Tensor
 
 public enum StoredDType: String, Sendable {
     case f32 = "F32", bf16 = "BF16", f16 = "F16"
@@ -38,13 +39,27 @@ public final class FrozenTensor: @unchecked Sendable {
     func toFloats() -> FBuf { let b = FBuf(count, zero: false); read(into: b.p, start: 0, count: count); return b }
 }
 
+/// A frozen checkpoint tensor is a module-Tensor LinearWeight (rows = shape[0]), so NF4 quantisers and
+/// Tensor kernels can read it without a copy.
+extension FrozenTensor: LinearWeight {
+    public var rows: Int { shape.first ?? 1 }
+    public var cols: Int { rows == 0 ? 0 : count / rows }
+    public func dequantizeRows(_ rowRange: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
+        read(into: dst, start: rowRange.lowerBound * cols, count: rowRange.count * cols)
+    }
+    public var fp32Rows: UnsafePointer<Float>? { directF32 }
+}
+
 /// A trainable fp32 tensor with its gradient (named as transformers / PEFT name it).
 public final class Parameter: @unchecked Sendable {
     public let name: String
     public let shape: [Int]
     let valueBuf: FBuf
     let gradBuf: FBuf
-    /// HF Trainer's rule: no weight decay on biases and norm weights.
+    /// Lives in an nn.LayerNorm (SigLIP layer_norm1/2, post_layernorm): the Trainer excludes it by type.
+    public let inNormLayer: Bool
+    /// HF Trainer's `get_decay_parameter_names`: no decay inside LayerNorm modules, nor for names with
+    /// bias / layernorm / rmsnorm / a "norm" component / a component ending "_norm".
     public let weightDecay: Bool
     public var count: Int { valueBuf.count }
     public var value: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: valueBuf.p, count: count) }
@@ -52,14 +67,21 @@ public final class Parameter: @unchecked Sendable {
     init(name: String, shape: [Int], value: FBuf) {
         self.name = name; self.shape = shape; valueBuf = value
         gradBuf = FBuf(value.count)
-        let leaf = name.hasSuffix(".weight") ? String(name.dropLast(7)) : name
-        weightDecay = !(name.hasSuffix(".bias") || leaf.lowercased().contains("norm"))
+        let n = name.lowercased()
+        let parts = n.split(separator: ".", omittingEmptySubsequences: false)
+        inNormLayer = parts.contains { $0.hasPrefix("layer_norm") || $0 == "post_layernorm" }
+        let excluded = n.contains("bias") || n.contains("layernorm") || n.contains("rmsnorm") || parts.contains("norm")
+            || parts.contains { $0.hasSuffix("_norm") }
+        weightDecay = !(inNormLayer || excluded)
     }
+
 }
 
 /// A weight used by a layer: frozen (stored dtype) or trainable (fp32 parameter).
 final class Weight {
     let shape: [Int]
+    /// A frozen weight in another storage format from module Tensor (NF4, ...), replacing `frozen`.
+    private(set) var external: (any LinearWeight)?
     private(set) var frozen: FrozenTensor?
     private(set) var param: Parameter?
     /// fp32 copy of a small frozen tensor (norm weights, biases...), made once.
@@ -68,11 +90,28 @@ final class Weight {
     init(param: Parameter) { shape = param.shape; self.param = param }
     var count: Int { shape.reduce(1, *) }
     var trainable: Bool { param != nil }
+    /// The frozen weight as a module-Tensor LinearWeight (rows = shape[0]).
+    var asLinearWeight: any LinearWeight {
+        if let e = external { return e }
+        if let f = frozen { return f }
+        return Tensor(shape: [shape[0], count / shape[0]], Array(UnsafeBufferPointer(start: param!.valueBuf.p, count: count)))
+    }
+    /// Swaps in another frozen storage (e.g. NF4); only for frozen weights.
+    func replaceFrozen(with w: any LinearWeight) throws {
+        guard param == nil else { throw ModelError("cannot replace a trainable weight") }
+        guard w.rows == shape[0], w.rows * w.cols == count else { throw ModelError("replacement weight is \(w.rows)×\(w.cols), expected \(shape)") }
+        external = w; frozen = nil; cachedF32 = nil
+    }
     var grad: FPtr? { param?.gradBuf.p }
 
     /// Whole tensor as fp32 (pointer valid while self lives). For frozen matrices prefer `rowsF32`.
     var f32: CFPtr {
         if let p = param { return CFPtr(p.valueBuf.p) }
+        if let e = external {
+            if let d = e.fp32Rows { return d }
+            if cachedF32 == nil { let b = FBuf(count, zero: false); e.dequantizeRows(0..<e.rows, into: b.p); cachedF32 = b }
+            return CFPtr(cachedF32!.p)
+        }
         if let d = frozen!.directF32 { return d }
         if cachedF32 == nil { cachedF32 = frozen!.toFloats() }
         return CFPtr(cachedF32!.p)
@@ -80,6 +119,11 @@ final class Weight {
     /// Rows [r0, r1) of a (rows, cols) matrix as fp32: direct when possible, else widened into `scratch`.
     func rowsF32(_ r0: Int, _ r1: Int, cols: Int, scratch: FPtr) -> CFPtr {
         if let p = param { return CFPtr(p.valueBuf.p + r0 * cols) }
+        if let e = external {
+            if let d = e.fp32Rows { return d + r0 * cols }
+            e.dequantizeRows(r0..<r1, into: scratch)
+            return CFPtr(scratch)
+        }
         if let d = frozen!.directF32 { return d + r0 * cols }
         if let c = cachedF32 { return CFPtr(c.p + r0 * cols) }
         frozen!.read(into: scratch, start: r0 * cols, count: (r1 - r0) * cols)
@@ -88,15 +132,18 @@ final class Weight {
     /// Makes this weight trainable: an fp32 copy named `name`.
     func makeTrainable(name: String) -> Parameter {
         if let p = param { return p }
-        let buf = frozen!.toFloats()
+        let buf = FBuf(count, zero: false)
+        if let e = external { e.dequantizeRows(0..<e.rows, into: buf.p) } else { frozen!.read(into: buf.p, start: 0, count: count) }
         let p = Parameter(name: name, shape: shape, value: buf)
-        param = p; frozen = nil; cachedF32 = nil
+        param = p; frozen = nil; external = nil; cachedF32 = nil
         return p
     }
     /// A trainable fp32 copy (modules_to_save), leaving this one frozen.
     func trainableCopy(name: String) -> Parameter {
         let buf: FBuf
-        if let p = param { buf = FBuf(copying: p.valueBuf.p, count: count) } else { buf = frozen!.toFloats() }
+        if let p = param { buf = FBuf(copying: p.valueBuf.p, count: count) }
+        else if let e = external { buf = FBuf(count, zero: false); e.dequantizeRows(0..<e.rows, into: buf.p) }
+        else { buf = frozen!.toFloats() }
         return Parameter(name: name, shape: shape, value: buf)
     }
     /// Replaces the values (adapter loading of a modules_to_save copy, merge).
@@ -112,7 +159,7 @@ enum MatrixKernels {
     static let tileRows = 256
     /// y (T, out) = x (T, in) · Wᵀ (+ beta·y)
     static func forward(_ y: FPtr, _ x: CFPtr, _ w: Weight, T: Int, inF: Int, outF: Int, scratch: FBuf, beta: Float = 0) {
-        if w.param != nil || w.frozen?.directF32 != nil {
+        if w.param != nil || w.frozen?.directF32 != nil || w.external?.fp32Rows != nil {
             sgemmNT(T, outF, inF, x, inF, w.f32, inF, y, outF, beta: beta)
             return
         }
@@ -126,7 +173,7 @@ enum MatrixKernels {
     }
     /// dx (T, in) += dy (T, out) · W
     static func backwardInput(_ dx: FPtr, _ dy: CFPtr, _ w: Weight, T: Int, inF: Int, outF: Int, scratch: FBuf) {
-        if w.param != nil || w.frozen?.directF32 != nil {
+        if w.param != nil || w.frozen?.directF32 != nil || w.external?.fp32Rows != nil {
             sgemmNN(T, inF, outF, dy, outF, w.f32, inF, dx, inF, beta: 1)
             return
         }
