@@ -12,3 +12,4 @@ if suite == "parquet" { try runParquetBench(suiteArgs) }
 
 if CommandLine.arguments.dropFirst().first == "pipeline" { do { try runPipelineBench(Array(CommandLine.arguments.dropFirst(2))) } catch { print("pipeline: \(error)"); exit(1) } }
 
+if CommandLine.arguments.dropFirst().first == "model" { try ModelBench.run(arguments: Array(CommandLine.arguments.dropFirst(2))) }
