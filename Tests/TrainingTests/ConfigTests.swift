@@ -109,4 +109,37 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(d.learningRate, 3e-4)
         XCTAssertEqual(SFTConfig.field("lr_scheduler_type")!.choices, ["linear", "cosine", "constant", "constant_with_warmup"])
     }
+
+    /// The bundled guide configs load without errors or warnings about unknown keys.
+    func testSampleConfigsLoad() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("sample-configs")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
+        XCTAssertGreaterThanOrEqual(files.count, 2)
+        for f in files {
+            let r = try SFTConfig.load(path: dir.appendingPathComponent(f).path)
+            XCTAssertTrue(r.config.usePeft && r.config.loadIn4bit, f)
+            XCTAssertEqual(r.config.loraModulesToSave, ["lm_head", "embed_tokens"], f)
+            XCTAssertFalse(r.warnings.contains { $0.contains("does not honour") }, "\(f): \(r.warnings)")
+        }
+    }
+
+    func testTRLExportTranslatesSFTDeckKeys() throws {
+        var c = SFTConfig()
+        c.modelNameOrPath = "google/gemma-3-4b-it"; c.shuffle = false; c.labelMasking = .guideExact
+        c.gaLossNormalization = .legacySum; c.theme = "nord"; c.learningRate = 1e-4
+        let f = TRLExport.render(c)
+        XCTAssertTrue(f.config.contains("train_sampling_strategy: sequential"))
+        XCTAssertTrue(f.config.contains("learning_rate: 0.0001"))
+        for own in ["label_masking", "ga_loss_normalization:", "theme", "shuffle:"] { XCTAssertFalse(f.config.contains("\n" + own), own) }
+        XCTAssertTrue(f.config.contains("NOTE: ga_loss_normalization legacy-sum"))
+        XCTAssertTrue(f.script.contains("masked_ids = [processor.tokenizer.pad_token_id, image_token_id]"))
+        XCTAssertTrue(f.script.contains("SFTTrainer("))
+        XCTAssertTrue(f.accelerate.contains("num_processes: 1"))
+        // Every key written to the TRL config is a TRL key (so `trl sft --config` accepts it).
+        for line in f.config.split(separator: "\n") where !line.hasPrefix("#") && line.contains(":") {
+            let key = String(line.split(separator: ":")[0])
+            XCTAssertTrue(SFTConfig.trlKeys.contains(key), key)
+        }
+    }
 }
