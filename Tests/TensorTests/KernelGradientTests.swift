@@ -319,6 +319,16 @@ final class KernelGradientTests: XCTestCase {
             assertClose(dq, finiteDifferenceGradient(qd) { weightedSum(f($0, kd, vd), g) }, tol: Tol.backward, "attention \(name) dq")
             assertClose(dk, finiteDifferenceGradient(kd) { weightedSum(f(qd, $0, vd), g) }, tol: Tol.backward, "attention \(name) dk")
             assertClose(dv, finiteDifferenceGradient(vd) { weightedSum(f(qd, kd, $0), g) }, tol: Tol.backward, "attention \(name) dv")
+            // Without saved probabilities: identical outputs, and the backward recomputes identical gradients.
+            let out2 = Tensor(zeros: q.shape)
+            attentionForward(out: out2, probs: nil, q: q, k: k, v: v, scale: scale, mask: mask)
+            XCTAssertEqual(out2.toArray(), out.toArray(), "attention \(name): probs nil forward")
+            let dq2 = Tensor(zeros: q.shape), dk2 = Tensor(zeros: k.shape), dv2 = Tensor(zeros: v.shape)
+            attentionBackward(dq: dq2, dk: dk2, dv: dv2, dout: Tensor(shape: q.shape, doubles: g), probs: nil,
+                              q: q, k: k, v: v, scale: scale, mask: mask)
+            XCTAssertEqual(dq2.toArray(), dq.toArray(), "attention \(name): recomputed dq")
+            XCTAssertEqual(dk2.toArray(), dk.toArray(), "attention \(name): recomputed dk")
+            XCTAssertEqual(dv2.toArray(), dv.toArray(), "attention \(name): recomputed dv")
         }
     }
 
