@@ -177,8 +177,7 @@ public func attentionBackward(dq: Tensor?, dk: Tensor?, dv: Tensor?, dout: Tenso
             Parallel.forEachChunk(count: l, grain: rowGrain(s)) { rows in
                 for i in rows {
                     let pr = p + i * s, dr = ds + i * s
-                    var dot: Float = 0
-                    for j in 0..<s { dot += pr[j] * dr[j] }
+                    let dot = rowDot(pr, dr, s)
                     if let allowedB {
                         let a = allowedB + i * s
                         for j in 0..<s { dr[j] = a[j] != 0 ? pr[j] * (dr[j] - dot) : 0 }
