@@ -13,7 +13,7 @@ let systemLibraries: [Target] = [
     .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
     .systemLibrary(name: "CZ", path: "Sources/CZ", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     // libjpeg's error handler calls exit(): a small C target wraps decoding in setjmp.
-    .target(name: "CJPEG", path: "Sources/CJPEG", linkerSettings: [.linkedLibrary("jpeg")]),
+    .target(name: "CJPEG", path: "Sources/CJPEG", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
 ]
 
 let package = Package(
