@@ -251,7 +251,9 @@ final class LeafValueStore {
         case .byteArray:
             var pos = 0
             offsets.reserveCapacity(offsets.count + count)
-            bytes.reserveCapacity(bytes.count + buf.count)
+            if bytes.count + buf.count > bytes.capacity {   // grow geometrically: pages arrive one by one
+                bytes.reserveCapacity(max(bytes.count + buf.count, bytes.capacity * 2))
+            }
             for _ in 0..<count {
                 guard pos + 4 <= buf.count else { throw ParquetDecodeError("PLAIN byte array length past the end of the page") }
                 let len = Int(UInt32(littleEndian: buf.loadUnaligned(fromByteOffset: pos, as: UInt32.self)))
