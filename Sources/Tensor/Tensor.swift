@@ -1,1 +1,264 @@
 // Module Tensor: fp32 compute, bf16/f16/NF4 storage, BLAS kernels with gradients, safetensors.
+
+/// # The numeric core (module `Tensor`)
+///
+/// **Values.** `Tensor` is an fp32 array with a shape, over contiguous row-major storage held by a
+/// reference-counted `TensorStorage`. Copying a `Tensor` value copies the *reference* (like a torch
+/// tensor): views made by `reshaped(_:)`, `rows(_:)` and `subscript(i)` (leading dimension) share
+/// storage and cost nothing. `copy()` makes a deep copy. `data` is the raw pointer to the first
+/// element, valid while the tensor (or any view of its storage) is alive — keep locals alive with
+/// `withExtendedLifetime` if a pointer outlives the last use of the value.
+///
+/// **Kernels** are free functions in the style of llm.c: each `xForward` sits next to its
+/// `xBackward`, shapes are in the doc comments, outputs come first. Conventions:
+/// - a forward *overwrites* its outputs (`out`, and any saved statistics such as `rstd`);
+/// - a backward *accumulates* (`+=`) into every gradient it is given (pass `nil` to skip one), so
+///   residual branches and shared weights need no extra adds; zero gradients with `zero()`.
+///   Exception: `crossEntropyBackward` overwrites `dlogits` (which may alias `logits`).
+/// - shape mismatches are programming errors and stop with a precondition message.
+///
+/// **Matrix products** (`Matmul.swift`): `sgemm(...)` (raw row-major wrapper of `cblas_sgemm`),
+/// `matmul(out, a, b, transposeA:, transposeB:, alpha:, accumulate:)` for [batch..., M, K]·[batch..., K, N]
+/// (b may be 2-D and shared), `matmulBackward(dA:, dB:, dOut:, a:, b:, ...)`.
+///
+/// **Frozen and trainable weights** (`LinearWeight.swift`): protocol `LinearWeight` (rows, cols,
+/// `dequantizeRows(_:into:)`, optional direct `fp32Rows`). `Tensor` conforms (rows = shape[0]);
+/// `HalfPrecisionWeight` stores bf16/f16 bits (2 bytes per value, owned or borrowed from a mapped
+/// file); NF4 is added by `Quant*`. `linearForward(out:x:weight:bias:)` computes y = x·Wᵀ + b,
+/// dequantizing W in tiles of rows into fp32 scratch for `sgemm`; `linearBackward(dx:dweight:dbias:
+/// dout:x:weight:)` (dweight only for fp32 `Tensor` weights).
+///
+/// **Element-wise** (`Elementwise.swift`): `addForward`, `addInPlace` (axpy; also the backward of
+/// add), `mulForward/mulBackward`, `scaleForward/scaleBackward`, `geluTanhForward/Backward` (torch
+/// `gelu(approximate="tanh")`), `dropoutForward/Backward` (inverted, seeded counter-based
+/// `DropoutGenerator`, keep mask reused in backward), `roundToBF16InPlace` (emulates bf16 tensors).
+///
+/// **Rows** (`Norms.swift`, `Softmax.swift`): `rmsNormForward/Backward` (Gemma: x·rsqrt(mean x²+eps)·(1+w)),
+/// `layerNormForward/Backward` (weight+bias, biased variance), `softmaxForward/Backward` (last dim),
+/// `crossEntropyForward` (ignore index -100; returns `CrossEntropyStats` = loss sum, count, argmax-
+/// correct count) and `crossEntropyBackward(dlogits:logits:targets:scale:)`.
+///
+/// **Sequence ops**: `embeddingForward/Backward` (ids `[Int32]`, padding index gets no gradient),
+/// `RotaryEmbedding` (inv_freq with linear scaling, cos/sin from fp32 positions) with
+/// `ropeForward/Backward` (rotate-half, [B, L, H, D]), `attentionForward/Backward` (grouped KV heads,
+/// q [B, L, H, D], k/v [B, S, KV, D], probabilities [B, H, L, S] saved; `AttentionMask`: causal,
+/// sliding window `q-k < window`, key padding, bidirectional image groups).
+///
+/// **Vision** (`Vision.swift`): `patchEmbedForward/Backward` (conv stride = kernel, with bias, output
+/// [N, patches, E] in row-major patch order), `avgPool2dForward/Backward` (kernel = stride, channels
+/// last [N, H, W, C] so SigLIP's [N, H·W, C] output needs no transpose), `transposeLast2`.
+///
+/// **Storage formats** (`Half.swift`): `BFloat16Bits`/f16 conversions (f32→bf16 round-to-nearest-even
+/// exactly as torch), bulk `convertBF16ToF32`, `convertF32ToBF16`, `convertF16ToF32`, `convertF32ToF16`.
+///
+/// **Threads** (`Parallel.swift`): `Parallel.forEachChunk(count:grain:_:)` splits element/row loops
+/// with `DispatchQueue.concurrentPerform` above a size threshold; BLAS uses both cores.
+/// `BLASRuntime.reexecWithBestKernelIfNeeded()` picks the right OpenBLAS kernel at start.
+import Foundation
+
+/// Owns one aligned fp32 buffer. Views of a tensor share it.
+public final class TensorStorage: @unchecked Sendable {
+    public let base: UnsafeMutablePointer<Float>
+    public let capacity: Int
+
+    public init(capacity: Int, zeroed: Bool = true) {
+        precondition(capacity >= 0, "TensorStorage: negative capacity")
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, capacity) * 4, alignment: 64)
+        base = raw.bindMemory(to: Float.self, capacity: max(1, capacity))
+        self.capacity = capacity
+        if zeroed { memset(raw, 0, max(1, capacity) * 4) }
+    }
+
+    deinit { base.deallocate() }
+}
+
+/// An fp32 array with a shape over contiguous row-major storage (reference semantics; views share storage).
+public struct Tensor: @unchecked Sendable, CustomStringConvertible {
+    public let storage: TensorStorage
+    /// Index of the first element inside `storage`.
+    public let offset: Int
+    public let shape: [Int]
+    /// Number of elements (product of `shape`; 1 for a 0-rank tensor).
+    public let count: Int
+
+    /// A zero-filled tensor.
+    public init(zeros shape: [Int]) {
+        let n = Tensor.elementCount(shape)
+        self.init(storage: TensorStorage(capacity: n), offset: 0, shape: shape)
+    }
+
+    /// A tensor whose contents are unspecified (for outputs that a kernel overwrites).
+    public init(uninitialized shape: [Int]) {
+        let n = Tensor.elementCount(shape)
+        self.init(storage: TensorStorage(capacity: n, zeroed: false), offset: 0, shape: shape)
+    }
+
+    public init(shape: [Int], repeating value: Float) {
+        self.init(uninitialized: shape)
+        fill(value)
+    }
+
+    public init(shape: [Int], _ values: [Float]) {
+        self.init(uninitialized: shape)
+        precondition(values.count == count, "Tensor(shape: \(shape)): \(values.count) values for \(count) elements")
+        values.withUnsafeBufferPointer { src in
+            if count > 0 { data.update(from: src.baseAddress!, count: count) }
+        }
+    }
+
+    /// A view over existing storage.
+    public init(storage: TensorStorage, offset: Int, shape: [Int]) {
+        let n = Tensor.elementCount(shape)
+        precondition(offset >= 0 && offset + n <= storage.capacity || n == 0,
+                     "Tensor view \(shape) at offset \(offset) exceeds storage of \(storage.capacity)")
+        self.storage = storage
+        self.offset = offset
+        self.shape = shape
+        self.count = n
+    }
+
+    @inline(__always) static func elementCount(_ shape: [Int]) -> Int {
+        var n = 1
+        for d in shape { precondition(d >= 0, "Tensor: negative dimension in \(shape)"); n *= d }
+        return n
+    }
+
+    /// Pointer to the first element.
+    @inlinable public var data: UnsafeMutablePointer<Float> { storage.base + offset }
+    public var rank: Int { shape.count }
+
+    /// Size of dimension `i`; negative `i` counts from the end.
+    public func dim(_ i: Int) -> Int { shape[i < 0 ? shape.count + i : i] }
+
+    /// Product of all dimensions but the last (the number of rows of a row-wise kernel).
+    public var rowCount: Int { shape.isEmpty ? 1 : (shape.last! == 0 ? 0 : count / shape.last!) }
+    /// The last dimension (1 for a 0-rank tensor).
+    public var lastDim: Int { shape.last ?? 1 }
+
+    /// A view with another shape and the same element count; one dimension may be -1 (inferred).
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        var s = newShape
+        if let i = s.firstIndex(of: -1) {
+            let rest = s.enumerated().filter { $0.offset != i }.map(\.element).reduce(1, *)
+            precondition(rest > 0 && count % rest == 0, "reshape \(shape) -> \(newShape): not divisible")
+            s[i] = count / rest
+        }
+        precondition(Tensor.elementCount(s) == count, "reshape \(shape) -> \(newShape): element count differs")
+        return Tensor(storage: storage, offset: offset, shape: s)
+    }
+
+    /// View of entries `range` along the leading dimension.
+    public func rows(_ range: Range<Int>) -> Tensor {
+        precondition(!shape.isEmpty && range.lowerBound >= 0 && range.upperBound <= shape[0],
+                     "rows \(range) out of \(shape)")
+        let inner = shape[0] == 0 ? 0 : count / shape[0]
+        var s = shape
+        s[0] = range.count
+        return Tensor(storage: storage, offset: offset + range.lowerBound * inner, shape: s)
+    }
+
+    /// View of entry `i` along the leading dimension (rank drops by one).
+    public subscript(_ i: Int) -> Tensor {
+        precondition(!shape.isEmpty && i >= 0 && i < shape[0], "index \(i) out of \(shape)")
+        let inner = count / shape[0]
+        return Tensor(storage: storage, offset: offset + i * inner, shape: Array(shape.dropFirst()))
+    }
+
+    /// A deep copy with its own storage.
+    public func copy() -> Tensor {
+        let t = Tensor(uninitialized: shape)
+        if count > 0 { t.data.update(from: data, count: count) }
+        return t
+    }
+
+    /// Copies `source` (same element count) into this tensor's elements.
+    public func copy(from source: Tensor) {
+        precondition(source.count == count, "copy(from:): \(source.shape) into \(shape)")
+        if count > 0 { data.update(from: source.data, count: count) }
+    }
+
+    public func toArray() -> [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+
+    public func zero() { if count > 0 { memset(data, 0, count * 4) } }
+
+    public func fill(_ value: Float) { if count > 0 { data.update(repeating: value, count: count) } }
+
+    /// Element at a multi-index (slow; for tests and debugging).
+    public func value(at index: [Int]) -> Float {
+        precondition(index.count == shape.count, "value(at:) rank mismatch")
+        var flat = 0
+        for (i, d) in zip(index, shape) { precondition(i >= 0 && i < d, "value(at:) \(index) out of \(shape)"); flat = flat * d + i }
+        return data[flat]
+    }
+
+    /// Sum of all elements, accumulated in Double.
+    public func sum() -> Double {
+        var s = 0.0
+        for i in 0..<count { s += Double(data[i]) }
+        return s
+    }
+
+    /// Sum of squares, accumulated in Double (for gradient norms).
+    public func sumOfSquares() -> Double {
+        var s = 0.0
+        for i in 0..<count { let v = Double(data[i]); s += v * v }
+        return s
+    }
+
+    /// Deterministic pseudo-random normal values (mean 0, standard deviation `std`), for tests and init.
+    public static func randomNormal(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
+        let t = Tensor(uninitialized: shape)
+        var g = SeededGenerator(seed: seed)
+        for i in 0..<t.count { t.data[i] = g.nextNormal() * std }
+        return t
+    }
+
+    /// Deterministic pseudo-random uniform values in [low, high).
+    public static func randomUniform(_ shape: [Int], seed: UInt64, low: Float = -1, high: Float = 1) -> Tensor {
+        let t = Tensor(uninitialized: shape)
+        var g = SeededGenerator(seed: seed)
+        for i in 0..<t.count { t.data[i] = low + (high - low) * g.nextUniform() }
+        return t
+    }
+
+    public var description: String {
+        let head = (0..<min(count, 6)).map { String(data[$0]) }.joined(separator: ", ")
+        return "Tensor(\(shape): [\(head)\(count > 6 ? ", ..." : "")])"
+    }
+}
+
+/// splitmix64-seeded xoshiro256** generator: deterministic across platforms and runs.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
+
+    public init(seed: UInt64) {
+        var x = seed
+        s0 = splitMix64(&x); s1 = splitMix64(&x); s2 = splitMix64(&x); s3 = splitMix64(&x)
+    }
+
+    public mutating func next() -> UInt64 {
+        let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
+        let t = s1 << 17
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t
+        s3 = (s3 << 45) | (s3 >> 19)
+        return result
+    }
+
+    /// Uniform in [0, 1) with 24 random bits.
+    public mutating func nextUniform() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
+
+    /// Standard normal (Box–Muller).
+    public mutating func nextNormal() -> Float {
+        let u1 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
+        let u2 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
+        return Float((-2 * Foundation.log(max(u1, 1e-300))).squareRoot() * Foundation.cos(2 * Double.pi * u2))
+    }
+}
+
+@inline(__always) func splitMix64(_ x: inout UInt64) -> UInt64 {
+    x &+= 0x9E37_79B9_7F4A_7C15
+    var z = x
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}

@@ -1,0 +1,167 @@
+import Foundation
+import Training
+
+/// A dataset as the Datasets screen lists it (built by an adapter over the dataset readers).
+public struct DatasetSummary: Sendable, Equatable {
+    public struct Split: Sendable, Equatable {
+        public var name: String, rows: Int
+        public init(name: String, rows: Int) { self.name = name; self.rows = rows }
+    }
+    public var name: String
+    public var path: String
+    /// "parquet conversations", "MMIU", "JSONL", ...
+    public var layout: String
+    /// "config", "recent" or "hf cache": where it was found.
+    public var source: String
+    public var splits: [Split]
+    /// "column: type" lines.
+    public var schema: [String]
+    /// Set when the dataset could not be read: shown instead of the details.
+    public var error: String?
+    public init(name: String, path: String, layout: String, source: String, splits: [Split], schema: [String], error: String? = nil) {
+        self.name = name; self.path = path; self.layout = layout; self.source = source
+        self.splits = splits; self.schema = schema; self.error = error
+    }
+}
+
+/// One message of a conversation as the model sees it.
+public struct RenderedMessage: Sendable, Equatable {
+    public var role: String
+    public var text: String
+    public var imageCount: Int
+    public init(role: String, text: String, imageCount: Int = 0) { self.role = role; self.text = text; self.imageCount = imageCount }
+}
+
+/// Everything the Inspector shows for one row.
+public struct InspectedRow: Sendable, Equatable {
+    public var index: Int
+    public var rowCount: Int
+    public var messages: [RenderedMessage]
+    /// The chat template's output (what the tokenizer reads), when available.
+    public var renderedText: String?
+    public var images: [PixelImage]
+    public var tokens: [TokenCell]
+    public init(index: Int, rowCount: Int, messages: [RenderedMessage], renderedText: String? = nil, images: [PixelImage] = [], tokens: [TokenCell] = []) {
+        self.index = index; self.rowCount = rowCount; self.messages = messages; self.renderedText = renderedText
+        self.images = images; self.tokens = tokens
+    }
+}
+
+/// A config field as the Config screen edits it.
+public struct EditableField: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case int, float, bool, string, choice([String]), list
+    }
+    public var key: String
+    public var value: String
+    public var kind: Kind
+    public var help: String
+    /// True when the YAML file sets it (saved back); false for defaults shown for reference.
+    public var isSet: Bool
+    public init(key: String, value: String, kind: Kind, help: String = "", isSet: Bool = false) {
+        self.key = key; self.value = value; self.kind = kind; self.help = help; self.isSet = isSet
+    }
+
+    /// Nil when `text` is a valid value for this field, else what is wrong with it.
+    public func validate(_ text: String) -> String? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        switch kind {
+        case .int: return Int(t) == nil ? "\(key) needs a whole number, got '\(t)'" : nil
+        case .float: return Double(t) == nil ? "\(key) needs a number, got '\(t)'" : nil
+        case .bool: return ["true", "false"].contains(t.lowercased()) ? nil : "\(key) needs true or false, got '\(t)'"
+        case .choice(let cs):
+            if cs.contains(t) { return nil }
+            let hint = NearestKey.suggest(t, among: cs).map { " (did you mean '\($0)'?)" } ?? ""
+            return "\(key) must be one of \(cs.joined(separator: ", "))\(hint)"
+        case .string, .list: return nil
+        }
+    }
+}
+
+public struct FieldGroup: Sendable, Equatable {
+    public var name: String
+    public var fields: [EditableField]
+    public init(name: String, fields: [EditableField]) { self.name = name; self.fields = fields }
+}
+
+/// The run's YAML as grouped, editable fields.
+public struct ConfigDocument: Sendable, Equatable {
+    public var path: String?
+    public var groups: [FieldGroup]
+    public init(path: String?, groups: [FieldGroup]) { self.path = path; self.groups = groups }
+    public var allKeys: [String] { groups.flatMap { $0.fields.map(\.key) } }
+    public subscript(key: String) -> EditableField? {
+        for g in groups { if let f = g.fields.first(where: { $0.key == key }) { return f } }
+        return nil
+    }
+    public mutating func set(_ key: String, _ value: String) {
+        for gi in groups.indices {
+            if let fi = groups[gi].fields.firstIndex(where: { $0.key == key }) {
+                groups[gi].fields[fi].value = value; groups[gi].fields[fi].isSet = true
+            }
+        }
+    }
+
+    /// The set fields as TRL-style flat YAML (`key: value`), grouped with comments.
+    public func yaml() -> String {
+        var out = "# Written by SFTDeck; the keys are TRL's, so `trl sft --config` reads this file too.\n"
+        for g in groups {
+            let set = g.fields.filter(\.isSet)
+            guard !set.isEmpty else { continue }
+            out += "\n# \(g.name)\n"
+            for f in set { out += "\(f.key): \(Self.yamlScalar(f))\n" }
+        }
+        return out
+    }
+    static func yamlScalar(_ f: EditableField) -> String {
+        let v = f.value
+        switch f.kind {
+        case .int, .float, .bool: return v
+        case .list: return v.hasPrefix("[") ? v : "[\(v)]"
+        case .string, .choice:
+            let plain = !v.isEmpty && v.allSatisfy { $0.isLetter || $0.isNumber || "-_./".contains($0) }
+                && !["true", "false", "null", "yes", "no", "~"].contains(v.lowercased()) && Double(v) == nil
+            return plain ? v : "\"" + v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+    }
+}
+
+/// A past (or running) run found on disk.
+public struct RunSummary: Sendable, Equatable {
+    public var name: String
+    public var path: String
+    /// "trainer_state.json" or "tfevents".
+    public var source: String
+    public var globalStep: Int
+    public var maxSteps: Int
+    /// tag → (step, value), e.g. "loss", "learning_rate", "grad_norm" (TensorBoard's "train/loss" is
+    /// stored without its "train/" prefix).
+    public var scalars: [String: [Point]]
+    public struct Point: Sendable, Equatable { public var step: Double, value: Double
+        public init(step: Double, value: Double) { self.step = step; self.value = value } }
+    public init(name: String, path: String, source: String, globalStep: Int, maxSteps: Int, scalars: [String: [Point]]) {
+        self.name = name; self.path = path; self.source = source; self.globalStep = globalStep
+        self.maxSteps = maxSteps; self.scalars = scalars
+    }
+    public var lastLoss: Double? { scalars["loss"]?.last?.value }
+}
+
+/// Where the dashboard gets its data and starts runs. The command line supplies the real one
+/// (dataset readers, tokenizer, trainer); tests supply fakes.
+public protocol DashboardDataSource: AnyObject {
+    func listDatasets() -> [DatasetSummary]
+    func loadRow(dataset: DatasetSummary, split: String, index: Int) throws -> InspectedRow
+    func loadConfig() -> ConfigDocument?
+    /// Writes the config; returns the path written.
+    func saveConfig(_ doc: ConfigDocument) throws -> String
+    /// Starts training on a background queue and returns its control handle.
+    func startRun(_ doc: ConfigDocument?) throws -> EngineControl
+    func listRuns() -> [RunSummary]
+}
+
+/// An error shown to the user as one line.
+public struct DashboardError: Error, CustomStringConvertible, LocalizedError {
+    public var description: String
+    public init(_ d: String) { description = d }
+    public var errorDescription: String? { description }
+}

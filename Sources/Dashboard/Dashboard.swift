@@ -1,1 +1,0 @@
-// Module Dashboard: see docs in README.md (Architecture).

@@ -1,0 +1,187 @@
+// Scaled dot-product attention with grouped KV heads and Gemma 3's masks. Forward next to backward.
+import Foundation
+
+/// Which keys each query may see. Positions are absolute: query row i is position `queryOffset + i`,
+/// key column j is position j (S keys). The predicate, as transformers 5.x builds it:
+/// `allowed = (causal ? k ≤ q : true) OR (imageGroups[q] ≥ 0 AND imageGroups[q] == imageGroups[k])`,
+/// then AND `q − k < slidingWindow` (when set), then AND `keyPadding[k] != 0` (when set).
+/// Masked scores become a large finite negative (like torch's `finfo.min`): a row with no allowed key
+/// gets a uniform distribution (what eager torch gives), never NaN.
+public struct AttentionMask: Sendable {
+    public var causal: Bool
+    /// Sliding-window size W: keys with q − k ≥ W are hidden (Gemma 3's local layers, W = 1024).
+    public var slidingWindow: Int?
+    /// [B, S] `attention_mask`: nonzero marks a real token, 0 padding.
+    public var keyPadding: [Int32]?
+    /// [B, S] image group id of each position (≥ 0 for image soft tokens, −1 otherwise); tokens of one
+    /// image attend to each other bidirectionally. Build with `imageGroupIDs(tokenTypes:batch:length:)`.
+    public var imageGroups: [Int32]?
+    /// Absolute position of query row 0 (for generation with cached keys); 0 in training.
+    public var queryOffset: Int
+
+    public init(causal: Bool = true, slidingWindow: Int? = nil, keyPadding: [Int32]? = nil,
+                imageGroups: [Int32]? = nil, queryOffset: Int = 0) {
+        self.causal = causal; self.slidingWindow = slidingWindow; self.keyPadding = keyPadding
+        self.imageGroups = imageGroups; self.queryOffset = queryOffset
+    }
+
+    /// No mask at all (SigLIP).
+    public static let none = AttentionMask(causal: false)
+
+    /// Group ids from `token_type_ids` [B, L] (1 = image token): a group starts at each image token whose
+    /// predecessor in the row is not an image token; `group = cumsum(starts) − 1` on image tokens, −1 elsewhere.
+    public static func imageGroupIDs(tokenTypes: [Int32], batch: Int, length: Int) -> [Int32] {
+        precondition(tokenTypes.count == batch * length, "imageGroupIDs: \(tokenTypes.count) types for [\(batch), \(length)]")
+        var groups = [Int32](repeating: -1, count: batch * length)
+        for b in 0..<batch {
+            var next: Int32 = 0
+            var previousIsImage = false
+            for t in 0..<length {
+                let isImage = tokenTypes[b * length + t] == 1
+                if isImage {
+                    if !previousIsImage { next += 1 }
+                    groups[b * length + t] = next - 1
+                }
+                previousIsImage = isImage
+            }
+        }
+        return groups
+    }
+
+    /// Writes the [B, Lq, S] allowed table (1 = may attend).
+    func fill(_ allowed: UnsafeMutablePointer<UInt8>, batch: Int, queries: Int, keys: Int) {
+        if let keyPadding { precondition(keyPadding.count == batch * keys, "AttentionMask: keyPadding has \(keyPadding.count) values for [\(batch), \(keys)]") }
+        if let imageGroups {
+            precondition(imageGroups.count == batch * keys, "AttentionMask: imageGroups has \(imageGroups.count) values for [\(batch), \(keys)]")
+            precondition(queryOffset + queries <= keys, "AttentionMask: image groups need query positions inside the keys")
+        }
+        for b in 0..<batch {
+            for i in 0..<queries {
+                let q = queryOffset + i
+                let row = allowed + (b * queries + i) * keys
+                let gq = imageGroups.map { $0[b * keys + q] } ?? -1
+                for k in 0..<keys {
+                    var ok = causal ? k <= q : true
+                    if gq >= 0, let g = imageGroups, g[b * keys + k] == gq { ok = true }
+                    if let w = slidingWindow, q - k >= w { ok = false }
+                    if let p = keyPadding, p[b * keys + k] == 0 { ok = false }
+                    row[k] = ok ? 1 : 0
+                }
+            }
+        }
+    }
+}
+
+/// The value a masked score takes before the softmax (torch's additive mask uses finfo(fp32).min).
+public let attentionMaskedScore: Float = -Float.greatestFiniteMagnitude
+
+/// out = softmax(scale·q·kᵀ + mask)·v per head; query head j reads kv head j / (H / KV).
+/// - q: [B, L, H, D]; k, v: [B, S, KV, D]; out: [B, L, H, D];
+///   probs: [B, H, L, S] written (the attention probabilities, saved for the backward).
+public func attentionForward(out: Tensor, probs: Tensor, q: Tensor, k: Tensor, v: Tensor, scale: Float, mask: AttentionMask) {
+    let dims = attentionDims(q: q, k: k, v: v, probs: probs)
+    let (b, l, h, kvh, s, d) = dims
+    precondition(out.count == q.count, "attentionForward: out \(out.shape) vs q \(q.shape)")
+    let group = h / kvh
+    let pq = q.data, pk = k.data, pv = v.data, pp = probs.data, po = out.data
+    // 1. scores = scale · q_h · k_hᵀ, [L, S] per (batch, head)
+    for bi in 0..<b {
+        for hi in 0..<h {
+            sgemm(transposeA: false, transposeB: true, m: l, n: s, k: d, alpha: scale,
+                  a: pq + bi * l * h * d + hi * d, lda: h * d, b: pk + bi * s * kvh * d + (hi / group) * d, ldb: kvh * d,
+                  beta: 0, c: pp + (bi * h + hi) * l * s, ldc: s)
+        }
+    }
+    // 2. masked softmax over each row
+    let allowed = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, b * l * s))
+    defer { allowed.deallocate() }
+    mask.fill(allowed, batch: b, queries: l, keys: s)
+    Parallel.forEachChunk(count: b * h * l, grain: max(1, ParallelGrain.transcendental / max(1, s))) { rows in
+        for row in rows {
+            let bi = row / (h * l), i = row % l
+            let p = pp + row * s, a = allowed + (bi * l + i) * s
+            var m = -Float.infinity
+            for j in 0..<s where a[j] != 0 { m = max(m, p[j]) }
+            if m == -Float.infinity {            // fully masked: all scores equal the mask value → uniform
+                let u = 1 / Float(s)
+                for j in 0..<s { p[j] = u }
+                continue
+            }
+            var sum: Float = 0
+            for j in 0..<s {
+                let e: Float = a[j] != 0 ? expf(p[j] - m) : 0
+                p[j] = e; sum += e
+            }
+            let inv = 1 / sum
+            for j in 0..<s { p[j] *= inv }
+        }
+    }
+    // 3. out_h = P · v_h
+    for bi in 0..<b {
+        for hi in 0..<h {
+            sgemm(transposeA: false, transposeB: false, m: l, n: d, k: s, alpha: 1,
+                  a: pp + (bi * h + hi) * l * s, lda: s, b: pv + bi * s * kvh * d + (hi / group) * d, ldb: kvh * d,
+                  beta: 0, c: po + bi * l * h * d + hi * d, ldc: h * d)
+        }
+    }
+}
+
+/// Backward of `attentionForward` (accumulates into dq, dk, dv):
+/// dP = dO·vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)) (0 on masked entries, whose score is a constant),
+/// dq += scale·dS·k, dk += scale·dSᵀ·q, dv += Pᵀ·dO — kv-head gradients summed over their query heads.
+public func attentionBackward(dq: Tensor?, dk: Tensor?, dv: Tensor?, dout: Tensor, probs: Tensor,
+                              q: Tensor, k: Tensor, v: Tensor, scale: Float, mask: AttentionMask) {
+    let (b, l, h, kvh, s, d) = attentionDims(q: q, k: k, v: v, probs: probs)
+    precondition(dout.count == q.count, "attentionBackward: dout \(dout.shape) vs q \(q.shape)")
+    if let dq { precondition(dq.count == q.count, "attentionBackward: dq \(dq.shape) vs q \(q.shape)") }
+    if let dk { precondition(dk.count == k.count, "attentionBackward: dk \(dk.shape) vs k \(k.shape)") }
+    if let dv { precondition(dv.count == v.count, "attentionBackward: dv \(dv.shape) vs v \(v.shape)") }
+    let group = h / kvh
+    let pq = q.data, pk = k.data, pv = v.data, pp = probs.data, pg = dout.data
+    let allowed = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, b * l * s))
+    let ds = UnsafeMutablePointer<Float>.allocate(capacity: max(1, l * s))
+    defer { allowed.deallocate(); ds.deallocate() }
+    mask.fill(allowed, batch: b, queries: l, keys: s)
+    for bi in 0..<b {
+        for hi in 0..<h {
+            let p = pp + (bi * h + hi) * l * s
+            let qOff = bi * l * h * d + hi * d, kvOff = bi * s * kvh * d + (hi / group) * d
+            if let dv {   // dv_kv [S, D] += Pᵀ [S, L] · dO_h [L, D]
+                sgemm(transposeA: true, transposeB: false, m: s, n: d, k: l, alpha: 1, a: p, lda: s,
+                      b: pg + qOff, ldb: h * d, beta: 1, c: dv.data + kvOff, ldc: kvh * d)
+            }
+            if dq == nil && dk == nil { continue }
+            // dP [L, S] = dO_h [L, D] · v_kvᵀ
+            sgemm(transposeA: false, transposeB: true, m: l, n: s, k: d, alpha: 1, a: pg + qOff, lda: h * d,
+                  b: pv + kvOff, ldb: kvh * d, beta: 0, c: ds, ldc: s)
+            Parallel.forEachChunk(count: l, grain: rowGrain(s)) { rows in
+                for i in rows {
+                    let pr = p + i * s, dr = ds + i * s, a = allowed + (bi * l + i) * s
+                    var dot: Float = 0
+                    for j in 0..<s { dot += pr[j] * dr[j] }
+                    for j in 0..<s { dr[j] = a[j] != 0 ? pr[j] * (dr[j] - dot) : 0 }
+                }
+            }
+            if let dq {   // dq_h [L, D] += scale · dS [L, S] · k_kv [S, D]
+                sgemm(transposeA: false, transposeB: false, m: l, n: d, k: s, alpha: scale, a: ds, lda: s,
+                      b: pk + kvOff, ldb: kvh * d, beta: 1, c: dq.data + qOff, ldc: h * d)
+            }
+            if let dk {   // dk_kv [S, D] += scale · dSᵀ [S, L] · q_h [L, D]
+                sgemm(transposeA: true, transposeB: false, m: s, n: d, k: l, alpha: scale, a: ds, lda: s,
+                      b: pq + qOff, ldb: h * d, beta: 1, c: dk.data + kvOff, ldc: kvh * d)
+            }
+        }
+    }
+}
+
+func attentionDims(q: Tensor, k: Tensor, v: Tensor, probs: Tensor) -> (Int, Int, Int, Int, Int, Int) {
+    precondition(q.rank == 4 && k.rank == 4 && v.rank == 4,
+                 "attention: q \(q.shape), k \(k.shape), v \(v.shape) should be [B, L, H, D] and [B, S, KV, D]")
+    let b = q.shape[0], l = q.shape[1], h = q.shape[2], d = q.shape[3]
+    let s = k.shape[1], kvh = k.shape[2]
+    precondition(k.shape == v.shape && k.shape[0] == b && k.shape[3] == d,
+                 "attention: k \(k.shape) and v \(v.shape) should be [\(b), S, KV, \(d)]")
+    precondition(kvh > 0 && h % kvh == 0, "attention: \(h) query heads not a multiple of \(kvh) kv heads")
+    precondition(probs.count == b * h * l * s, "attention: probs \(probs.shape) should be [\(b), \(h), \(l), \(s)]")
+    return (b, l, h, kvh, s, d)
+}

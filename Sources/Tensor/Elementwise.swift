@@ -1,0 +1,163 @@
+// Element-wise kernels: add, multiply, scale, GELU (tanh), dropout. Forward next to backward.
+import Foundation
+
+@inline(__always) func checkSameCount(_ op: String, _ ts: Tensor...) {
+    for t in ts.dropFirst() where t.count != ts[0].count {
+        preconditionFailure("\(op): element counts differ (\(ts.map { $0.shape }))")
+    }
+}
+
+// MARK: add — out = a + b (same element count); backward: da += dout, db += dout (use addInPlace)
+
+/// out = a + b. out may alias a or b.
+public func addForward(out: Tensor, _ a: Tensor, _ b: Tensor) {
+    checkSameCount("addForward", out, a, b)
+    let po = out.data, pa = a.data, pb = b.data
+    Parallel.forEachChunk(count: out.count, grain: ParallelGrain.elementwise) { r in
+        for i in r { po[i] = pa[i] + pb[i] }
+    }
+}
+
+/// dst += alpha·src (axpy). Also the backward of `addForward` for each operand, and the residual add.
+public func addInPlace(_ dst: Tensor, _ src: Tensor, alpha: Float = 1) {
+    checkSameCount("addInPlace", dst, src)
+    let pd = dst.data, ps = src.data
+    if alpha == 1 {
+        Parallel.forEachChunk(count: dst.count, grain: ParallelGrain.elementwise) { r in
+            for i in r { pd[i] += ps[i] }
+        }
+    } else {
+        Parallel.forEachChunk(count: dst.count, grain: ParallelGrain.elementwise) { r in
+            for i in r { pd[i] += alpha * ps[i] }
+        }
+    }
+}
+
+// MARK: mul — out = a ⊙ b; backward: da += dout ⊙ b, db += dout ⊙ a
+
+public func mulForward(out: Tensor, _ a: Tensor, _ b: Tensor) {
+    checkSameCount("mulForward", out, a, b)
+    let po = out.data, pa = a.data, pb = b.data
+    Parallel.forEachChunk(count: out.count, grain: ParallelGrain.elementwise) { r in
+        for i in r { po[i] = pa[i] * pb[i] }
+    }
+}
+
+public func mulBackward(da: Tensor?, db: Tensor?, dout: Tensor, _ a: Tensor, _ b: Tensor) {
+    checkSameCount("mulBackward", dout, a, b)
+    let pg = dout.data, pa = a.data, pb = b.data
+    let pda = da?.data, pdb = db?.data
+    if let da { checkSameCount("mulBackward", dout, da) }
+    if let db { checkSameCount("mulBackward", dout, db) }
+    Parallel.forEachChunk(count: dout.count, grain: ParallelGrain.elementwise) { r in
+        if let pda { for i in r { pda[i] += pg[i] * pb[i] } }
+        if let pdb { for i in r { pdb[i] += pg[i] * pa[i] } }
+    }
+}
+
+// MARK: scale — out = s·x; backward: dx += s·dout
+
+public func scaleForward(out: Tensor, _ x: Tensor, _ s: Float) {
+    checkSameCount("scaleForward", out, x)
+    let po = out.data, px = x.data
+    Parallel.forEachChunk(count: out.count, grain: ParallelGrain.elementwise) { r in
+        for i in r { po[i] = s * px[i] }
+    }
+}
+
+public func scaleBackward(dx: Tensor, dout: Tensor, _ s: Float) { addInPlace(dx, dout, alpha: s) }
+
+// MARK: GELU, tanh approximation — torch `gelu(x, approximate="tanh")`
+// y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), evaluated in the same order as ATen's CPU kernel.
+
+@usableFromInline let geluBeta: Float = Float(2.0.squareRoot() * (2.0 / Double.pi.squareRoot()) * 0.5)  // √(2/π)
+@usableFromInline let geluKappa: Float = 0.044715
+
+/// out = gelu_tanh(x); out may alias x.
+public func geluTanhForward(out: Tensor, _ x: Tensor) {
+    checkSameCount("geluTanhForward", out, x)
+    let po = out.data, px = x.data
+    Parallel.forEachChunk(count: out.count, grain: ParallelGrain.transcendental) { r in
+        for i in r {
+            let v = px[i]
+            let inner = geluBeta * (v + geluKappa * (v * v * v))
+            po[i] = 0.5 * v * (1 + fastTanh(inner))
+        }
+    }
+}
+
+/// dx += dout · gelu_tanh'(x).
+public func geluTanhBackward(dx: Tensor, dout: Tensor, _ x: Tensor) {
+    checkSameCount("geluTanhBackward", dx, dout, x)
+    let pd = dx.data, pg = dout.data, px = x.data
+    Parallel.forEachChunk(count: dx.count, grain: ParallelGrain.transcendental) { r in
+        for i in r {
+            let v = px[i]
+            let xSq = v * v
+            let inner = geluBeta * (v + geluKappa * xSq * v)
+            let t = fastTanh(inner)
+            let left = 0.5 * v, right = 1 + t
+            let leftDerivative = 0.5 * right
+            let rightDerivative = left * (1 - t * t)
+            let innerDerivative = geluBeta * (1 + 3 * geluKappa * xSq)
+            pd[i] += pg[i] * (leftDerivative + rightDerivative * innerDerivative)
+        }
+    }
+}
+
+/// tanh in fp32 (see `FastMath.swift`).
+@inline(__always) func fastTanh(_ x: Float) -> Float { tanhFloat(x) }
+
+// MARK: dropout — inverted: out = x·keep/(1-p); the keep mask is reused by the backward
+
+/// Counter-based generator for dropout masks: element i of a call uses hash(seed, counter + i), so
+/// masks are identical whatever the thread count. Each call advances `counter` by the element count.
+public struct DropoutGenerator: Sendable {
+    public var seed: UInt64
+    public var counter: UInt64
+    public init(seed: UInt64, counter: UInt64 = 0) { self.seed = seed; self.counter = counter }
+
+    /// Uniform in [0, 1) for draw number `index`.
+    @inline(__always) public func uniform(_ index: UInt64) -> Float {
+        var x = seed ^ (index &* 0xD1B5_4A32_D192_ED03)
+        return Float(splitMix64(&x) >> 40) * (1.0 / 16_777_216.0)
+    }
+}
+
+/// out = x·keep/(1-p) with keep[i] = 1 when draw i ≥ p. `keep` is resized to x.count and written.
+/// p = 0 keeps everything; p = 1 zeroes everything. out may alias x.
+public func dropoutForward(out: Tensor, keep: inout [UInt8], _ x: Tensor, p: Float, generator: inout DropoutGenerator) {
+    precondition(p >= 0 && p <= 1, "dropoutForward: p = \(p) outside [0, 1]")
+    checkSameCount("dropoutForward", out, x)
+    let n = x.count
+    if keep.count != n { keep = [UInt8](repeating: 0, count: n) }
+    if n == 0 { return }
+    let scale: Float = p < 1 ? 1 / (1 - p) : 0
+    let po = out.data, px = x.data, gen = generator
+    keep.withUnsafeMutableBufferPointer { kb in
+        let pk = kb.baseAddress!
+        Parallel.forEachChunk(count: n, grain: ParallelGrain.transcendental) { r in
+            for i in r {
+                let k: UInt8 = gen.uniform(gen.counter &+ UInt64(i)) >= p ? 1 : 0
+                pk[i] = k
+                po[i] = k == 1 ? px[i] * scale : 0
+            }
+        }
+    }
+    generator.counter &+= UInt64(n)
+}
+
+/// dx += dout·keep/(1-p).
+public func dropoutBackward(dx: Tensor, dout: Tensor, keep: [UInt8], p: Float) {
+    checkSameCount("dropoutBackward", dx, dout)
+    precondition(keep.count == dx.count, "dropoutBackward: mask of \(keep.count) for \(dx.count) elements")
+    let scale: Float = p < 1 ? 1 / (1 - p) : 0
+    let pd = dx.data, pg = dout.data
+    if dx.count == 0 { return }
+    keep.withUnsafeBufferPointer { kb in
+        let pk = kb.baseAddress!
+        Parallel.forEachChunk(count: dx.count, grain: ParallelGrain.elementwise) { r in
+            for i in r where pk[i] != 0 { pd[i] += pg[i] * scale }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+
+/// A BPE model (tokenizer.json `model` with `type: "BPE"`), merging on integer ids: initial symbols are the ids
+/// of single-scalar tokens (or byte-fallback / unk ids), and a merge is a hash lookup on the packed id pair.
+final class BPEModel: @unchecked Sendable {
+    let vocab: [String: Int32]
+    let idToToken: [String?]
+    /// (left id << 32 | right id) → (rank << 32 | merged id)
+    let merges: [UInt64: UInt64]
+    let unkId: Int32?
+    let fuseUnk: Bool
+    let byteFallback: Bool
+    let ignoreMerges: Bool
+    /// id of each single-scalar token in the Basic Multilingual Plane (-1 when absent); astral ones in a dictionary.
+    private var bmpIds: [Int32]
+    private var astralIds: [UInt32: Int32]
+    private var byteIds: [Int32]
+    /// Word cache: a word's scalars → flattened (id, unitStart, unitEnd) triples. Guarded by a lock.
+    private var cache: [[UInt32]: [Int32]] = [:]
+    private let lock = NSLock()
+    static let cacheLimit = 200_000
+    static let cacheWordLength = 256
+
+    init(json: JSONObject, file: String) throws {
+        if let d = json["dropout"], !(d is NSNull) {
+            if let v = (d as? NSNumber)?.doubleValue, v > 0 {
+                throw TokenizerError("\(file): BPE dropout \(v) is not supported (tokenization would be random); set it to null")
+            }
+        }
+        if let p = json.string("continuing_subword_prefix"), !p.isEmpty {
+            throw TokenizerError("\(file): BPE continuing_subword_prefix is not supported")
+        }
+        if let p = json.string("end_of_word_suffix"), !p.isEmpty {
+            throw TokenizerError("\(file): BPE end_of_word_suffix is not supported")
+        }
+        guard let v = json["vocab"] as? [String: Any] else { throw TokenizerError("\(file): BPE model has no vocab object") }
+        var vocab: [String: Int32] = [:]
+        vocab.reserveCapacity(v.count)
+        var maxId: Int32 = -1
+        for (k, val) in v {
+            guard let n = (val as? NSNumber)?.int32Value else { throw TokenizerError("\(file): vocab entry \(k.debugDescription) has a non-integer id") }
+            vocab[k] = n
+            maxId = max(maxId, n)
+        }
+        var idToToken = [String?](repeating: nil, count: Int(maxId) + 1)
+        for (k, id) in vocab where id >= 0 { idToToken[Int(id)] = k }
+        self.vocab = vocab
+        self.idToToken = idToToken
+        fuseUnk = json.bool("fuse_unk", false)
+        byteFallback = json.bool("byte_fallback", false)
+        ignoreMerges = json.bool("ignore_merges", false)
+        if let u = json.string("unk_token") {
+            guard let id = vocab[u] else { throw TokenizerError("\(file): unk_token \(u.debugDescription) is not in the vocab") }
+            unkId = id
+        } else { unkId = nil }
+
+        var merges: [UInt64: UInt64] = [:]
+        let list = json.array("merges") ?? []
+        merges.reserveCapacity(list.count)
+        for (rank, m) in list.enumerated() {
+            let a: String, b: String
+            if let s = m as? String {
+                let parts = s.unicodeScalars.split(separator: " ", omittingEmptySubsequences: false)
+                guard parts.count == 2 else { throw TokenizerError("\(file): merge \(rank) \(s.debugDescription) is not two tokens separated by one space") }
+                a = String(String.UnicodeScalarView(parts[0])); b = String(String.UnicodeScalarView(parts[1]))
+            } else if let p = m as? [String], p.count == 2 {
+                a = p[0]; b = p[1]
+            } else { throw TokenizerError("\(file): merge \(rank) must be \"a b\" or [\"a\", \"b\"]") }
+            guard let ia = vocab[a], let ib = vocab[b] else { throw TokenizerError("\(file): merge \(rank) uses \(vocab[a] == nil ? a.debugDescription : b.debugDescription), which is not in the vocab") }
+            guard let im = vocab[a + b] else { throw TokenizerError("\(file): merge \(rank) makes \((a + b).debugDescription), which is not in the vocab") }
+            let key = UInt64(UInt32(bitPattern: ia)) << 32 | UInt64(UInt32(bitPattern: ib))
+            if merges[key] == nil { merges[key] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: im)) }
+        }
+        self.merges = merges
+
+        bmpIds = [Int32](repeating: -1, count: 0x10000)
+        astralIds = [:]
+        for (k, id) in vocab {
+            var it = k.unicodeScalars.makeIterator()
+            guard let first = it.next(), it.next() == nil else { continue }
+            if first.value < 0x10000 { bmpIds[Int(first.value)] = id } else { astralIds[first.value] = id }
+        }
+        byteIds = (0..<256).map { vocab[String(format: "<0x%02X>", $0)] ?? -1 }
+    }
+
+    var vocabSize: Int { vocab.count }
+
+    @inline(__always) private func scalarId(_ v: UInt32) -> Int32 {
+        v < 0x10000 ? bmpIds[Int(v)] : (astralIds[v] ?? -1)
+    }
+
+    /// Tokenizes one pre-tokenized word; appends (id, start unit, end unit) triples, units being scalar indices of `word`.
+    func tokenize(_ word: ArraySlice<UInt32>, into out: inout [Int32]) {
+        if word.isEmpty { return }
+        let key = Array(word)
+        if word.count < BPEModel.cacheWordLength {
+            lock.lock()
+            let hit = cache[key]
+            lock.unlock()
+            if let hit { out.append(contentsOf: hit); return }
+        }
+        var res: [Int32] = []
+        res.reserveCapacity(word.count * 3)
+        if ignoreMerges, let id = vocab[NormalizedText(scalars: key, starts: [], ends: []).string] {
+            res = [id, 0, Int32(word.count)]
+        } else {
+            mergeWord(key, &res)
+        }
+        if word.count < BPEModel.cacheWordLength {
+            lock.lock()
+            if cache.count >= BPEModel.cacheLimit { cache.removeAll(keepingCapacity: true) }
+            cache[key] = res
+            lock.unlock()
+        }
+        out.append(contentsOf: res)
+    }
+
+    private struct Symbol { var id: Int32; var start: Int32; var end: Int32; var prev: Int32; var next: Int32 }
+
+    /// tokenizers' `merge_word`: symbols from scalars (byte fallback or unk for unknown ones), then the lowest-rank
+    /// pair is merged repeatedly, leftmost first on ties, via a binary heap of candidate merges.
+    private func mergeWord(_ w: [UInt32], _ res: inout [Int32]) {
+        var syms: [Symbol] = []
+        syms.reserveCapacity(w.count)
+        var lastWasUnk = false
+        for (i, v) in w.enumerated() {
+            let id = scalarId(v)
+            let a = Int32(i), b = Int32(i + 1)
+            if id >= 0 { syms.append(Symbol(id: id, start: a, end: b, prev: 0, next: 0)); lastWasUnk = false; continue }
+            if byteFallback, let u = Unicode.Scalar(v) {
+                let bytes = Array(String(u).utf8)
+                if bytes.allSatisfy({ byteIds[Int($0)] >= 0 }) {
+                    for byte in bytes { syms.append(Symbol(id: byteIds[Int(byte)], start: a, end: b, prev: 0, next: 0)) }
+                    lastWasUnk = false
+                    continue
+                }
+            }
+            if let unk = unkId {
+                if fuseUnk && lastWasUnk { syms[syms.count - 1].end = b }
+                else { syms.append(Symbol(id: unk, start: a, end: b, prev: 0, next: 0)) }
+                lastWasUnk = true
+            }
+        }
+        let n = syms.count
+        for i in 0..<n { syms[i].prev = Int32(i - 1); syms[i].next = i + 1 < n ? Int32(i + 1) : -1 }
+
+        // Heap entries: rank << 32 | position (smaller = higher priority), with the merged id alongside.
+        var heap: [(key: UInt64, newId: Int32)] = []
+        @inline(__always) func push(_ pos: Int) {
+            let nx = Int(syms[pos].next)
+            guard nx >= 0 else { return }
+            let k = UInt64(UInt32(bitPattern: syms[pos].id)) << 32 | UInt64(UInt32(bitPattern: syms[nx].id))
+            guard let m = merges[k] else { return }
+            let e = (key: (m >> 32) << 32 | UInt64(pos), newId: Int32(bitPattern: UInt32(truncatingIfNeeded: m)))
+            heap.append(e)
+            var c = heap.count - 1
+            while c > 0 { let p = (c - 1) / 2; if heap[p].key <= heap[c].key { break }; heap.swapAt(p, c); c = p }
+        }
+        func pop() -> (key: UInt64, newId: Int32) {
+            let top = heap[0]
+            let last = heap.removeLast()
+            if !heap.isEmpty {
+                heap[0] = last
+                var c = 0
+                while true {
+                    let l = 2 * c + 1, r = l + 1
+                    var m = c
+                    if l < heap.count && heap[l].key < heap[m].key { m = l }
+                    if r < heap.count && heap[r].key < heap[m].key { m = r }
+                    if m == c { break }
+                    heap.swapAt(m, c); c = m
+                }
+            }
+            return top
+        }
+        if n > 1 {
+            for i in 0..<(n - 1) { push(i) }
+            while !heap.isEmpty {
+                let top = pop()
+                let pos = Int(top.key & 0xFFFF_FFFF)
+                // Skip stale entries: the symbol was merged away, or its pair no longer makes this id.
+                if syms[pos].end == syms[pos].start && syms[pos].id == -1 { continue }
+                let nx = Int(syms[pos].next)
+                if nx < 0 { continue }
+                let k = UInt64(UInt32(bitPattern: syms[pos].id)) << 32 | UInt64(UInt32(bitPattern: syms[nx].id))
+                guard let m = merges[k], Int32(bitPattern: UInt32(truncatingIfNeeded: m)) == top.newId, (m >> 32) == (top.key >> 32) else { continue }
+                syms[pos].id = top.newId
+                syms[pos].end = syms[nx].end
+                syms[pos].next = syms[nx].next
+                if syms[nx].next >= 0 { syms[Int(syms[nx].next)].prev = Int32(pos) }
+                syms[nx].id = -1; syms[nx].start = 0; syms[nx].end = 0; syms[nx].next = -1
+                push(pos)
+                if syms[pos].prev >= 0 { push(Int(syms[pos].prev)) }
+            }
+        }
+        var i = n > 0 ? 0 : -1
+        while i >= 0 {
+            res.append(syms[i].id); res.append(syms[i].start); res.append(syms[i].end)
+            i = Int(syms[i].next)
+        }
+    }
+}
