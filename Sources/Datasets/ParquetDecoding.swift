@@ -249,6 +249,7 @@ final class LeafValueStore {
             let base = offsets[offsets.count - 1]
             for k in 1...max(count, 1) where count > 0 { offsets.append(base + k * size) }
         case .byteArray:
+            guard count <= buf.count / 4 else { throw ParquetDecodeError("\(count) byte arrays cannot fit in \(buf.count) bytes") }
             var pos = 0
             offsets.reserveCapacity(offsets.count + count)
             if bytes.count + buf.count > bytes.capacity {   // grow geometrically: pages arrive one by one
