@@ -179,8 +179,16 @@ final class DecodedLeafColumn {
             try values.appendGathered(from: dictionary, indices: scratch)
         case .rle where values.physical == .boolean:
             try values.appendRLEBooleans(buf, count: count)
+        case .deltaBinaryPacked:
+            try values.appendDeltaBinaryPacked(buf, count: count)
+        case .deltaLengthByteArray:
+            try values.appendDeltaLengthByteArray(buf, count: count)
+        case .deltaByteArray:
+            try values.appendDeltaByteArray(buf, count: count)
+        case .byteStreamSplit:
+            try values.appendByteStreamSplit(buf, count: count, typeLength: typeLength)
         default:
-            throw ParquetDecodeError("unsupported encoding \(encodingName(encoding)) (SFTDeck reads PLAIN, RLE_DICTIONARY, PLAIN_DICTIONARY; rewrite the file with pyarrow's defaults)")
+            throw ParquetDecodeError("unsupported encoding \(encodingName(encoding)) for a \(values.physical) column (SFTDeck reads PLAIN, RLE_DICTIONARY, PLAIN_DICTIONARY, RLE booleans, DELTA_*, BYTE_STREAM_SPLIT)")
         }
     }
 
