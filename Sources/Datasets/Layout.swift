@@ -184,7 +184,10 @@ public final class Dataset: @unchecked Sendable {
     public func missingImageReport(rows: Range<Int>? = nil, maxExamples: Int = 5) throws -> MissingImageReport {
         let range = rows ?? 0..<count
         let column: String
-        switch formatter { case .messages: column = "images"; case .mmiu: column = "input_image_path" }
+        switch formatter {
+        case .messages: column = info.fields.contains { $0.hasPrefix("images:") } || !info.fields.contains { $0.hasPrefix("image:") } ? "images" : "image"
+        case .mmiu: column = "input_image_path"
+        }
         var report = MissingImageReport(rowsScanned: 0, rowsWithMissingImages: 0, missingImages: 0, examples: [])
         lock.lock(); defer { lock.unlock() }
         let hasColumn = info.fields.contains { $0.hasPrefix(column + ":") }

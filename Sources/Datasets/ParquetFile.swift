@@ -74,7 +74,9 @@ public final class ParquetFile {
         }
         var starts = [0]
         for (g, rg) in meta.rowGroups.enumerated() {
-            guard rg.numRows >= 0 else { throw ParquetError(file: path, "row group \(g) has a negative row count") }
+            guard rg.numRows >= 0, rg.numRows <= Int64(Int32.max) else {
+                throw ParquetError(file: path, "row group \(g) claims \(rg.numRows) rows")
+            }
             guard rg.columns.count == schema.leaves.count else {
                 throw ParquetError(file: path, "row group \(g) has \(rg.columns.count) columns, the schema \(schema.leaves.count)")
             }

@@ -153,6 +153,21 @@ final class LayoutTests: XCTestCase {
         XCTAssertEqual(try Dataset.open(fixturesURL("layouts/trl_json").path).info.split, "train")
     }
 
+    func testPromptCompletionRowsAndTrainingSamples() throws {
+        let dir = tmp!
+        try Data([1, 2, 3]).write(to: dir.appendingPathComponent("a.png"))
+        let line = #"{"prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q?"}]}], "completion": [{"role": "assistant", "content": "A."}], "images": ["a.png"]}"#
+        try (line + "\n" + #"{"prompt": "plain", "completion": "text"}"# + "\n").write(to: dir.appendingPathComponent("pc.jsonl"), atomically: true, encoding: .utf8)
+        let d = try Dataset.open(dir.appendingPathComponent("pc.jsonl").path)
+        let row = try d.row(0)
+        XCTAssertEqual(row.messages, [ChatMessage(role: "user", parts: [.image, .text("Q?")])])
+        XCTAssertEqual(row.completion, [ChatMessage(role: "assistant", text: "A.")])
+        let sample = try row.trainingSample()
+        XCTAssertEqual(sample.images, [Data([1, 2, 3])])
+        XCTAssertEqual(sample.placeholderCount, 1)
+        XCTAssertThrowsError(try d.row(1)) { XCTAssertTrue("\($0)".contains("plain-text prompts are not supported"), "\($0)") }
+    }
+
     func testBadJSONLNamesTheLine() throws {
         let url = tmp.appendingPathComponent("bad.jsonl")
         try "{\"messages\": []}\n{oops\n".write(to: url, atomically: true, encoding: .utf8)
