@@ -105,8 +105,8 @@ public func geluTanhBackward(dx: Tensor, dout: Tensor, _ x: Tensor) {
     }
 }
 
-/// tanh in fp32 (currently libm's `tanhf`; see `FastMath.swift`).
-@inline(__always) func fastTanh(_ x: Float) -> Float { tanhf(x) }
+/// tanh in fp32 (see `FastMath.swift`).
+@inline(__always) func fastTanh(_ x: Float) -> Float { tanhFloat(x) }
 
 // MARK: dropout — inverted: out = x·keep/(1-p); the keep mask is reused by the backward
 
