@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dashboard
 import Foundation
+import Training
 
 /// Options every front-end command shares: theme, headless output.
 struct FrontEndOptions: ParsableArguments {
@@ -45,11 +46,11 @@ struct DashboardCommand: ParsableCommand {
             guard config != nil else {
                 throw CLIError("no terminal: the dashboard needs one; to train without it pass --config FILE (with --headless)", exitCode: 2)
             }
-            let engine: EngineHandle
-            do { engine = try EngineHandle(source.startRun(source.loadConfig())) }
+            let control: EngineControl
+            do { control = try source.startRun(source.loadConfig()) }
             catch { throw CLIError("\(error)", exitCode: 2) }
             let printer = HeadlessPrinter(format: frontEnd.jsonl ? .jsonl : .trainer)
-            let code = try HeadlessRunner.run(engine.control, printer: printer)
+            let code = try HeadlessRunner.run(control, printer: printer)
             if code != 0 { throw ExitCode(code) }
             return
         }
