@@ -4,3 +4,4 @@ import Tensor
 print("sftdeck-bench: OpenBLAS core \(BLASRuntime.coreName)")
 
 if CommandLine.arguments.dropFirst().first == "quant" { runQuantBench() }
+if CommandLine.arguments.dropFirst().first == "train" { runTrainBench() }
