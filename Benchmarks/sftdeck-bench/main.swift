@@ -17,3 +17,4 @@ if CommandLine.arguments.dropFirst().first == "model" { try ModelBench.run(argum
 if suite == "tensor" { runTensorBench() }
 if CommandLine.arguments.dropFirst().first == "quant" { runQuantBench() }
 if CommandLine.arguments.dropFirst().first == "tokenizer" { runTokenizerBench() }
+if CommandLine.arguments.dropFirst().first == "train" { runTrainBench() }
