@@ -48,6 +48,20 @@ public struct AttentionMask: Sendable {
         return groups
     }
 
+    /// Gemma 3's mask for one layer type from the collator's `attention_mask` and `token_type_ids`
+    /// (both [B, L]): causal OR same-image block, AND the window on sliding layers, AND key padding.
+    public static func gemma3(slidingWindow: Int?, attentionMask: [Int32]?, tokenTypes: [Int32]?, batch: Int, length: Int) -> AttentionMask {
+        AttentionMask(causal: true, slidingWindow: slidingWindow, keyPadding: attentionMask,
+                      imageGroups: tokenTypes.map { imageGroupIDs(tokenTypes: $0, batch: batch, length: length) })
+    }
+
+    /// The [B, Lq, S] table of the predicate (1 = may attend), for inspection and tests.
+    public func allowedTable(batch: Int, queries: Int, keys: Int) -> [UInt8] {
+        var table = [UInt8](repeating: 0, count: batch * queries * keys)
+        table.withUnsafeMutableBufferPointer { if let p = $0.baseAddress { fill(p, batch: batch, queries: queries, keys: keys) } }
+        return table
+    }
+
     /// Writes the [B, Lq, S] allowed table (1 = may attend).
     func fill(_ allowed: UnsafeMutablePointer<UInt8>, batch: Int, queries: Int, keys: Int) {
         if let keyPadding { precondition(keyPadding.count == batch * keys, "AttentionMask: keyPadding has \(keyPadding.count) values for [\(batch), \(keys)]") }

@@ -195,18 +195,10 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Sum of all elements, accumulated in Double.
-    public func sum() -> Double {
-        var s = 0.0
-        for i in 0..<count { s += Double(data[i]) }
-        return s
-    }
+    public func sum() -> Double { rowSum(data, count) }
 
     /// Sum of squares, accumulated in Double (for gradient norms).
-    public func sumOfSquares() -> Double {
-        var s = 0.0
-        for i in 0..<count { let v = Double(data[i]); s += v * v }
-        return s
-    }
+    public func sumOfSquares() -> Double { rowSumOfSquares(data, count) }
 
     /// Deterministic pseudo-random normal values (mean 0, standard deviation `std`), for tests and init.
     public static func randomNormal(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
