@@ -45,9 +45,11 @@ extension SafeTensorsFile {
     }
 
     /// Quantises a weight to NF4 as bitsandbytes would when loading it (`load_in_4bit`), reading the
-    /// mapped values block by block. The source dtype is recorded, so a BF16 checkpoint dequantises
-    /// to bf16-rounded values as bitsandbytes' does.
-    public func nf4Weight(_ name: String, doubleQuant: Bool = true, referenceThreads: Int = 1) throws -> NF4Weight {
+    /// mapped values block by block. `loadedAs` is the dtype the reference run loaded the model in
+    /// (transformers' `dtype=`), which bitsandbytes records and rounds dequantised values to; by
+    /// default the file's own dtype (a BF16 checkpoint loaded as bf16).
+    public func nf4Weight(_ name: String, loadedAs: NF4SourceDType? = nil, doubleQuant: Bool = true,
+                          referenceThreads: Int = 1) throws -> NF4Weight {
         let t = try info(name)
         let (rows, cols) = try matrixShape(t)
         guard t.dtype == .BF16 || t.dtype == .F16 || t.dtype == .F32 else {
@@ -55,7 +57,7 @@ extension SafeTensorsFile {
         }
         let raw = rawBytes(t)
         let dtype = t.dtype
-        let source: NF4SourceDType = dtype == .BF16 ? .bf16 : dtype == .F16 ? .f16 : .f32
+        let source: NF4SourceDType = loadedAs ?? (dtype == .BF16 ? .bf16 : dtype == .F16 ? .f16 : .f32)
         return NF4Weight(rows: rows, cols: cols, dtype: source, doubleQuant: doubleQuant, referenceThreads: referenceThreads) { range, dst in
             let piece = UnsafeRawBufferPointer(rebasing: raw[(range.lowerBound * dtype.byteSize)..<(range.upperBound * dtype.byteSize)])
             SafeTensorsConvert.toFloats(piece, dtype: dtype, into: UnsafeMutableBufferPointer(start: dst, count: range.count))
@@ -65,7 +67,8 @@ extension SafeTensorsFile {
 
 extension SafeTensorsCheckpoint {
     public func frozenWeight(_ name: String) throws -> any LinearWeight { try file(containing: name).frozenWeight(name) }
-    public func nf4Weight(_ name: String, doubleQuant: Bool = true, referenceThreads: Int = 1) throws -> NF4Weight {
-        try file(containing: name).nf4Weight(name, doubleQuant: doubleQuant, referenceThreads: referenceThreads)
+    public func nf4Weight(_ name: String, loadedAs: NF4SourceDType? = nil, doubleQuant: Bool = true,
+                          referenceThreads: Int = 1) throws -> NF4Weight {
+        try file(containing: name).nf4Weight(name, loadedAs: loadedAs, doubleQuant: doubleQuant, referenceThreads: referenceThreads)
     }
 }
