@@ -146,6 +146,27 @@ indirect enum PostProcessor {
         }
     }
 
+    /// The ids the single-sequence template puts before and after the text (for the ids-only path).
+    var surroundingIds: (prefix: [Int32], suffix: [Int32]) {
+        switch self {
+        case .byteLevel: return ([], [])
+        case .sequence(let list):
+            var p: [Int32] = [], s: [Int32] = []
+            for x in list { let (a, b) = x.surroundingIds; p = a + p; s += b }
+            return (p, s)
+        case .template(let single, _, let specials):
+            var p: [Int32] = [], s: [Int32] = []
+            var seen = false
+            for piece in single {
+                switch piece {
+                case .sequence: seen = true
+                case .special(let name, _): if seen { s += specials[name]?.ids ?? [] } else { p += specials[name]?.ids ?? [] }
+                }
+            }
+            return (p, s)
+        }
+    }
+
     func process(_ e: inout Encoding, addSpecialTokens: Bool) {
         switch self {
         case .sequence(let list): for p in list { p.process(&e, addSpecialTokens: addSpecialTokens) }

@@ -244,9 +244,10 @@ public final class Tokenizer: @unchecked Sendable {
         }
     }
 
-    /// Fast path for benchmarks and bulk work: ids only, no token strings or offsets.
-    public func encodeIdsFast(_ text: String) -> [Int32] {
-        var out: [Int32] = []
+    /// Fast path for bulk work: the same ids as `encode(text, addSpecialTokens:)`, without token strings or offsets.
+    public func encodeIdsFast(_ text: String, addSpecialTokens: Bool = true) -> [Int32] {
+        let around = addSpecialTokens ? (postProcessor?.surroundingIds ?? ([], [])) : ([], [])
+        var out: [Int32] = around.0
         var buf: [Int32] = []
         let input = scalarsOf(text)
         for seg in splitAdded(NormalizedText(input[...], offset: 0), trie: rawTrie) {
@@ -268,6 +269,7 @@ public final class Tokenizer: @unchecked Sendable {
                 }
             }
         }
+        out += around.1
         return out
     }
 

@@ -18,6 +18,7 @@ final class TokenizerParityTests: XCTestCase {
             let ids = c["ids"] as! [Int]
             let tokens = c["tokens"] as! [String]
             let offsets = (c["offsets"] as! [[Int]])
+            XCTAssertEqual(tok.encodeIdsFast(text, addSpecialTokens: add).map(Int.init), ids, "\(family) ids-only \(text.debugDescription)", file: file, line: line)
             if e.ids != ids || e.tokens != tokens {
                 failures += 1
                 if failures < 6 { XCTFail("\(family) \(text.debugDescription) add=\(add)\n swift \(e.ids) \(e.tokens)\n hf    \(ids) \(tokens)", file: file, line: line) }
