@@ -173,12 +173,13 @@ indirect enum PostProcessor {
         case .byteLevel(let trim, let addPrefix):
             guard trim else { return }
             let space = ByteLevel.byteToScalar[0x20]
-            for i in 0..<e.ids.count where !e.specialTokensMask[i] {
+            // tokenizers' process_offsets: leading and trailing spaces counted independently over the whole token.
+            for i in 0..<e.ids.count {
                 let s = Array(e.tokens[i].unicodeScalars)
                 var lead = 0
                 while lead < s.count && (s[lead].value == space || s[lead].properties.isWhitespace) { lead += 1 }
                 var trail = 0
-                while trail < s.count - lead && (s[s.count - 1 - trail].value == space || s[s.count - 1 - trail].properties.isWhitespace) { trail += 1 }
+                while trail < s.count && (s[s.count - 1 - trail].value == space || s[s.count - 1 - trail].properties.isWhitespace) { trail += 1 }
                 var (a, b) = e.offsets[i]
                 if lead > 0 {
                     if (i == 0 || a == 0) && addPrefix && lead == 1 { lead = 0 }
