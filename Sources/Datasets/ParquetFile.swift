@@ -17,7 +17,6 @@ public final class ParquetFile {
     let rowGroupStarts: [Int]
     private let handle: FileHandle
     private var cachedGroup: Int = -1
-    private var cachedLeaves: [Int] = []
     private var cachedColumns: [DecodedLeafColumn?] = []
 
     public var rowGroupCount: Int { metadata.rowGroups.count }
@@ -102,6 +101,12 @@ public final class ParquetFile {
     }
 
     deinit { try? handle.close() }
+
+    /// Drops the decoded row group (its memory), e.g. when a reader moves on to another shard.
+    public func releaseCache() {
+        cachedGroup = -1
+        cachedColumns = []
+    }
 
     /// Row group holding row `i`, and the row's index inside it.
     func locate(_ i: Int) -> (group: Int, row: Int) {

@@ -56,6 +56,12 @@ final class LayoutTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("has no split 'validation' (splits: train, test)"), "\($0)")
         }
         XCTAssertEqual(try train.missingImageReport().missingImages, 0)
+        // Rows across both shards, back and forth (a shard switch drops the other shard's cache).
+        for i in [8, 0, 5, 4, 8, 1] { XCTAssertEqual(try train.row(i).messages, expectedMessages(want[i]), "row \(i)") }
+        let outline = try train.rawRow(0).outline()
+        XCTAssertEqual(outline.first, "{}")
+        XCTAssertTrue(outline.contains { $0.hasPrefix("  images: [1]") }, outline.joined(separator: "\n"))
+        XCTAssertTrue(outline.contains { $0.contains("bytes: <") && $0.hasSuffix(" bytes>") }, outline.joined(separator: "\n"))
     }
 
     func testSplitFolders() throws {
