@@ -46,11 +46,6 @@ struct DashboardCommand: ParsableCommand {
             guard config != nil else {
                 throw failure("no terminal: the dashboard needs one; to train without it pass --config FILE (with --headless)", code: 2)
             }
-            let control: EngineControl
-            do { control = try source.startRun(source.loadConfig()) }
-            catch { throw CLIError("\(error)", exitCode: 2) }
-            let printer = HeadlessPrinter(format: frontEnd.jsonl ? .jsonl : .trainer)
-            let code = try HeadlessRunner.run(control, printer: printer)
             for m in source.configMessages { FileHandle.standardError.write(Data("warning: \(m)\n".utf8)) }
             let engine: EngineControl
             do { engine = try source.startRun(nil) } catch { throw failure("\(error)", code: 2) }
