@@ -28,3 +28,30 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertEqual(lines.count - 1, s["batches"] as? Int)
     }
 }
+
+extension EvalCommandTests {
+    /// Gemma 3 through the Datasets collator: per-batch results add up to the summary.
+    func testEvalGemma3Fixture() throws {
+        let fx = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("ModelsTests/Fixtures/gemma3/mm_gqa1")
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("sftdeck-eval-gemma-\(getpid())")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let rows = [#"{"messages":[{"role":"user","content":[{"type":"text","text":"Hello there"}]},{"role":"assistant","content":[{"type":"text","text":"Hi! How are you?"}]}]}"#,
+                    #"{"messages":[{"role":"user","content":[{"type":"text","text":"Name a color"}]},{"role":"assistant","content":[{"type":"text","text":"Blue."}]}]}"#,
+                    #"{"messages":[{"role":"user","content":[{"type":"text","text":"Count"}]},{"role":"assistant","content":[{"type":"text","text":"1 2 3"}]}]}"#]
+        try (rows.joined(separator: "\n") + "\n").write(to: tmp.appendingPathComponent("train.jsonl"), atomically: true, encoding: .utf8)
+        let cfg = tmp.appendingPathComponent("c.yaml")
+        try "model_name_or_path: \(fx.path)\ndataset_name: \(tmp.appendingPathComponent("train.jsonl").path)\nper_device_eval_batch_size: 2\n"
+            .write(to: cfg, atomically: true, encoding: .utf8)
+        let out = try runSFTDeck(["eval", "--config", cfg.path, "--split", "train", "--json"])
+        let objs = try out.split(separator: "\n").filter { $0.hasPrefix("{") }.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let batches = objs.dropLast(), s = objs.last!["summary"] as! [String: Any]
+        XCTAssertEqual(batches.count, 2)
+        let tokens = batches.map { $0["tokens"] as! Int }
+        XCTAssertEqual(tokens.reduce(0, +), s["tokens"] as? Int)
+        let weighted = zip(batches, tokens).map { ($0["loss"] as! Double) * Double($1) }.reduce(0, +) / Double(tokens.reduce(0, +))
+        XCTAssertEqual(s["loss"] as! Double, weighted, accuracy: 1e-9)
+        XCTAssertGreaterThan(tokens[0], 0)
+    }
+}
