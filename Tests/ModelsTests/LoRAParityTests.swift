@@ -142,3 +142,19 @@ final class CheckpointingAndDropoutTests: XCTestCase {
         for (a, b) in zip(g1, grads(m)) { XCTAssertLessThan(relErr(b.map { $0 * 4 }, a, floor: 1e-6), 1e-5) }
     }
 }
+
+final class MergeTests: XCTestCase {
+    /// LoRA folded into the base weights (and the copies untied) gives PEFT's logits from a plain checkpoint.
+    func testMergedWeightsReproducePEFTLogits() throws {
+        let m = try Gemma3Model.load(from: fixturesDir("mm_gqa1"))
+        try m.loadAdapter(from: fixturesDir("lora_mm_gqa1").appendingPathComponent("adapter"))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sftdeck-merged-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try m.saveWeights(to: ProcessInfo.processInfo.environment["SFTDECK_KEEP_MERGED"].map { URL(fileURLWithPath: $0) } ?? dir)
+        if ProcessInfo.processInfo.environment["SFTDECK_KEEP_MERGED"] != nil { try m.saveWeights(to: dir) }
+        let merged = try Gemma3Model.load(from: dir)
+        XCTAssertFalse(merged.text.tieWordEmbeddings)
+        let ev = try merged.evaluate(try Reference(fixturesDir("mm_gqa1")).batch(), returnLogits: true)
+        XCTAssertLessThan(relErr(ev.logits!, try Reference(fixturesDir("lora_mm_gqa1")).floats("logits")), 1e-4)
+    }
+}
