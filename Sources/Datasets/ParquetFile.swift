@@ -36,7 +36,8 @@ public final class ParquetFile {
             throw ParquetError(file: path, FileManager.default.fileExists(atPath: path) ? "cannot be opened for reading" : "no such file")
         }
         handle = h
-        let size = Int((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue ?? 0)
+        // The handle's end, not the path's attributes: Hub cache snapshots are symbolic links to blobs.
+        let size = Int((try? h.seekToEnd()) ?? 0)
         fileSize = size
         func readAt(_ offset: Int, _ count: Int) throws -> [UInt8] {
             try h.seek(toOffset: UInt64(offset))

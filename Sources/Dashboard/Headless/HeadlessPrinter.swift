@@ -15,6 +15,7 @@ public final class HeadlessPrinter: EngineObserver, @unchecked Sendable {
     private let lock = NSLock()
     private var info: RunInfo?
     private var lastStep: StepMetrics?
+    private var lastProgressStep = -1
     private var finishedCallbacks: [(RunState) -> Void] = []
     public private(set) var finalState: RunState?
     public private(set) var failure: String?
@@ -92,7 +93,7 @@ public final class HeadlessPrinter: EngineObserver, @unchecked Sendable {
             }
         case .finished(let r):
             var out: [String] = []
-            if let m = lastStep { out.append(progressLine(m)) }
+            if let m = lastStep, m.step != lastProgressStep { out.append(progressLine(m)) }
             out.append(Self.trainerDict(r))
             out.append("Training completed.")
             return out
@@ -110,6 +111,7 @@ public final class HeadlessPrinter: EngineObserver, @unchecked Sendable {
 
     /// tqdm's default bar: ` 40%|████      | 4/10 [00:02<00:03,  1.95it/s]`.
     public func progressLine(_ m: StepMetrics) -> String {
+        lastProgressStep = m.step
         let total = info?.maxSteps ?? 0
         let p = ProgressInfo(step: m.step, maxSteps: total, epoch: m.epoch, numEpochs: info?.numEpochs ?? 0, elapsed: m.elapsedSeconds,
                              tokensPerSecond: m.tokensPerSecond, residentBytes: m.residentBytes, state: .running)
