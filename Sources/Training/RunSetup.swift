@@ -89,11 +89,14 @@ extension RunSetup {
         let model = try Gemma3Trainable.load(config, modelDir: dir)
         guard let ds = config.datasetName else { throw TrainingError("dataset_name is not set") }
         let folder = URL(fileURLWithPath: ds)
-        guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("data.json").path) else {
-            throw TrainingError("dataset '\(ds)': SFTDeck's Gemma 3 trainer reads pre-tokenized data.json folders in this build")
+        let train: BatchSource, eval: BatchSource?
+        if FileManager.default.fileExists(atPath: folder.appendingPathComponent("data.json").path) {
+            train = try PreTokenizedSource(folder: folder, split: config.datasetTrainSplit)
+            eval = config.evalStrategy == .no ? nil : try PreTokenizedSource(folder: folder, split: config.datasetTestSplit)
+        } else {
+            train = try DatasetsSource(config: config, split: config.datasetTrainSplit, modelDir: dir)
+            eval = config.evalStrategy == .no ? nil : try DatasetsSource(config: config, split: config.datasetTestSplit, modelDir: dir)
         }
-        let train = try PreTokenizedSource(folder: folder, split: config.datasetTrainSplit)
-        let eval = config.evalStrategy == .no ? nil : try PreTokenizedSource(folder: folder, split: config.datasetTestSplit)
         let trainable = model.trainableParameters.reduce(0) { $0 + $1.count }
         return PreparedRun(model: model, train: train, eval: eval, notes: [
             "gemma3: \(model.totalParameterCount) parameters, \(trainable) trainable; \(train.sampleCount) training rows"])

@@ -11,11 +11,13 @@ import Tensor
 final class SFTTrainerParityTests: XCTestCase {
     func run(_ kind: String) throws -> (Trainer, [[String: Any]]) {
         let sft = try fixtureURL("sft")
+        // "llava" has its own model + processor folder and a parquet dataset in the published layout.
+        let own = kind == "llava"
         let yaml = try String(contentsOf: sft.appendingPathComponent("\(kind)/sft.yaml"), encoding: .utf8)
-            .replacingOccurrences(of: "MODEL_DIR", with: sft.appendingPathComponent("model").path)
-            .replacingOccurrences(of: "ADAPTER_DIR", with: sft.appendingPathComponent("adapter_init").path)
-            .replacingOccurrences(of: "DATA_DIR", with: sft.appendingPathComponent(kind).path)
-            .replacingOccurrences(of: "OUTPUT_DIR", with: tempDir("sft-\(kind)").path) + "dataset_test_split: eval\n"
+            .replacingOccurrences(of: "MODEL_DIR", with: sft.appendingPathComponent(own ? "llava/model" : "model").path)
+            .replacingOccurrences(of: "ADAPTER_DIR", with: sft.appendingPathComponent(own ? "llava/adapter_init" : "adapter_init").path)
+            .replacingOccurrences(of: "DATA_DIR", with: sft.appendingPathComponent(own ? "llava/dataset" : kind).path)
+            .replacingOccurrences(of: "OUTPUT_DIR", with: tempDir("sft-\(kind)").path) + (own ? "" : "dataset_test_split: eval\n")
         let cfg = try SFTConfig.parse(yaml: yaml).config
         let prepared = try RunSetup.prepare(cfg)
         let t = try Trainer(config: cfg, model: prepared.model, train: prepared.train, eval: prepared.eval)
@@ -69,4 +71,8 @@ final class SFTTrainerParityTests: XCTestCase {
         for n in ref.names { assertClose(try mine.floats(n), try ref.floats(n), abs: 2e-5, rel: 1e-4, n) }
     }
     func testTextRowsMatchSFTTrainer() throws { try compare("text") }
+
+    /// Through the real pipeline: parquet rows (llava-instruct-mix-vsft layout) → chat template →
+    /// tokenizer → image processor → guide collate_fn labels (module Datasets) → Gemma 3 → trainer.
+    func testParquetThroughProcessorMatchesSFTTrainer() throws { try compare("llava") }
 }
