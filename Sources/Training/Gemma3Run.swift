@@ -73,7 +73,26 @@ public final class Gemma3Trainable: TrainableModel {
     }
 
     public func loadTrainable(from directory: URL) throws {
-        if usesAdapter { try model.loadAdapter(from: directory); refreshParameters(); return }
+        if usesAdapter {
+            guard model.lora != nil else { try model.loadAdapter(from: directory); refreshParameters(); return }
+            // Resuming: the adapter is already applied; copy the checkpoint's tensors into it by PEFT name
+            // (files drop the adapter name: ".lora_A.default.weight" → ".lora_A.weight",
+            // ".modules_to_save.default.weight" → ".weight").
+            let url = directory.appendingPathComponent("adapter_model.safetensors")
+            let file = try SafeTensorsFile(url: url)
+            func norm(_ n: String) -> String {
+                n.replacingOccurrences(of: ".modules_to_save.default.", with: ".").replacingOccurrences(of: ".default.", with: ".")
+            }
+            var byName: [String: String] = [:]
+            for n in file.names { byName[norm(n)] = n }
+            for p in trainableParameters {
+                guard let fileName = byName[norm(p.name)] else { throw TrainingError("\(url.path): no tensor for \(p.name)") }
+                let v = try file.floats(fileName)
+                guard v.count == p.count else { throw TrainingError("\(url.path): \(fileName) has \(v.count) values, expected \(p.count)") }
+                for i in 0..<p.count { p.value[i] = v[i] }
+            }
+            return
+        }
         let url = directory.appendingPathComponent("model.safetensors")
         let t = try SafetensorsFile.readF32(url)
         for p in trainableParameters {

@@ -76,3 +76,66 @@ final class SFTTrainerParityTests: XCTestCase {
     /// tokenizer → image processor → guide collate_fn labels (module Datasets) → Gemma 3 → trainer.
     func testParquetThroughProcessorMatchesSFTTrainer() throws { try compare("llava") }
 }
+
+/// Resume and QLoRA on the tiny Gemma 3.
+final class GemmaRunTests: XCTestCase {
+    func config(_ kind: String, out: URL, _ edit: (inout SFTConfig) -> Void = { _ in }) throws -> SFTConfig {
+        let sft = try fixtureURL("sft")
+        let yaml = try String(contentsOf: sft.appendingPathComponent("\(kind)/sft.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "MODEL_DIR", with: sft.appendingPathComponent("model").path)
+            .replacingOccurrences(of: "ADAPTER_DIR", with: sft.appendingPathComponent("adapter_init").path)
+            .replacingOccurrences(of: "DATA_DIR", with: sft.appendingPathComponent(kind).path)
+            .replacingOccurrences(of: "OUTPUT_DIR", with: out.path) + "dataset_test_split: eval\n"
+        var c = try SFTConfig.parse(yaml: yaml).config
+        edit(&c)
+        return c
+    }
+
+    let ckpt8: (inout SFTConfig) -> Void = { $0.saveStrategy = .steps; $0.saveSteps = 8; $0.evalStrategy = .no }
+
+    func trainer(_ c: SFTConfig) throws -> Trainer {
+        let p = try RunSetup.prepare(c)
+        let t = try Trainer(config: c, model: p.model, train: p.train, eval: p.eval)
+        t.writer = RunWriter(outputDir: URL(fileURLWithPath: c.resolvedOutputDir), runName: "r")
+        return t
+    }
+
+    /// Stop at step 8 (checkpoint with adapter, optimizer, RNG), resume in a fresh process-like setup:
+    /// losses after the checkpoint equal the uninterrupted run's exactly.
+    func testResumeFromCheckpointIsExact() throws {
+        let a = try trainer(config("text", out: tempDir("gemma-full"), ckpt8))
+        try a.run()
+        let outB = tempDir("gemma-resume")
+        let cB = try config("text", out: outB, ckpt8)
+        let b1 = try trainer(cB)
+        b1.poll = { [unowned b1] in b1.globalStep == 8 ? .stop : .continue }
+        try b1.run()
+        let ckpt = try XCTUnwrap(RunWriter.resolveResume("true", outputDir: outB))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: ckpt.appendingPathComponent("adapter_model.safetensors").path))
+        let b2 = try trainer(cB)
+        try b2.run(resumeFrom: ckpt)
+        let la = a.logHistory.filter { $0["loss"] != nil && $0.step > 8 }, lb = b2.logHistory.filter { $0["loss"] != nil && $0.step > 8 }
+        XCTAssertEqual(la.count, 6)
+        XCTAssertEqual(la.map(\.step), lb.map(\.step))
+        for (x, y) in zip(la, lb) {
+            XCTAssertEqual(x["loss"], y["loss"], "step \(x.step)"); XCTAssertEqual(x["grad_norm"], y["grad_norm"], "step \(x.step)")
+        }
+    }
+
+    /// QLoRA: frozen linears in NF4 (double-quantised); the run trains (finite, falling loss) and its
+    /// first loss is close to the fp32 model's (4-bit weights perturb it a little).
+    func testQLoRATrains() throws {
+        let q = try trainer(config("text", out: tempDir("gemma-qlora")) {
+            $0.loadIn4bit = true; $0.useBnbNestedQuant = true; $0.evalStrategy = .no; $0.maxSteps = 6
+        })
+        try q.run()
+        let losses = q.logHistory.compactMap { $0["loss"] }
+        XCTAssertEqual(losses.count, 3)
+        XCTAssertTrue(losses.allSatisfy(\.isFinite))
+        XCTAssertLessThan(losses.last!, losses.first!)
+        let ref = try XCTUnwrap(PythonJSON.parse(Data(contentsOf: try fixtureURL("sft/text/log_history.json"))) as? [[String: Any]])
+        let first = try XCTUnwrap(jsonNumber(ref[0]["loss"]))
+        XCTAssertEqual(losses[0], first, accuracy: 0.05 * first)
+        XCTAssertNotEqual(losses[0], first)
+    }
+}
