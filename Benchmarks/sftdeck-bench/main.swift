@@ -15,3 +15,4 @@ if CommandLine.arguments.dropFirst().first == "pipeline" { do { try runPipelineB
 if CommandLine.arguments.dropFirst().first == "model" { try ModelBench.run(arguments: Array(CommandLine.arguments.dropFirst(2))) }
 
 if suite == "train" { runTrainBench() }
+if suite == "train-gemma" { runTrainGemmaBench(suiteArgs) }

@@ -138,4 +138,15 @@ final class GemmaRunTests: XCTestCase {
         XCTAssertEqual(losses[0], first, accuracy: 0.05 * first)
         XCTAssertNotEqual(losses[0], first)
     }
+
+    /// gradient_checkpointing recomputes activations in backward: same numbers as without it.
+    func testGradientCheckpointingGivesTheSameNumbers() throws {
+        let plain = try trainer(config("mm", out: tempDir("gc-off")) { $0.maxSteps = 4; $0.evalStrategy = .no; $0.gradientCheckpointing = false })
+        let gc = try trainer(config("mm", out: tempDir("gc-on")) { $0.maxSteps = 4; $0.evalStrategy = .no; $0.gradientCheckpointing = true })
+        try plain.run(); try gc.run()
+        let a = plain.logHistory.compactMap { $0["loss"] }, b = gc.logHistory.compactMap { $0["loss"] }
+        let ga = plain.logHistory.compactMap { $0["grad_norm"] }, gb = gc.logHistory.compactMap { $0["grad_norm"] }
+        XCTAssertEqual(a.count, 2)
+        for (x, y) in zip(a + ga, b + gb) { XCTAssertEqual(x, y, accuracy: 1e-6 * abs(x)) }
+    }
 }
