@@ -18,3 +18,5 @@ if suite == "tensor" { runTensorBench() }
 if CommandLine.arguments.dropFirst().first == "quant" { runQuantBench() }
 if CommandLine.arguments.dropFirst().first == "tokenizer" { runTokenizerBench() }
 if CommandLine.arguments.dropFirst().first == "train" { runTrainBench() }
+if suite == "train" { runTrainBench() }
+if suite == "train-gemma" { runTrainGemmaBench(suiteArgs) }
