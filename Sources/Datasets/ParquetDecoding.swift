@@ -249,9 +249,12 @@ final class LeafValueStore {
             let base = offsets[offsets.count - 1]
             for k in 1...max(count, 1) where count > 0 { offsets.append(base + k * size) }
         case .byteArray:
+            guard count <= buf.count / 4 else { throw ParquetDecodeError("\(count) byte arrays cannot fit in \(buf.count) bytes") }
             var pos = 0
             offsets.reserveCapacity(offsets.count + count)
-            bytes.reserveCapacity(bytes.count + buf.count)
+            if bytes.count + buf.count > bytes.capacity {   // grow geometrically: pages arrive one by one
+                bytes.reserveCapacity(max(bytes.count + buf.count, bytes.capacity * 2))
+            }
             for _ in 0..<count {
                 guard pos + 4 <= buf.count else { throw ParquetDecodeError("PLAIN byte array length past the end of the page") }
                 let len = Int(UInt32(littleEndian: buf.loadUnaligned(fromByteOffset: pos, as: UInt32.self)))
