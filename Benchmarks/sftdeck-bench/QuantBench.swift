@@ -48,13 +48,7 @@ private func residentMemory() -> (rss: Int, peak: Int) {
     return (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// CPU seconds used by the whole process (all threads): on a shared machine wall time also
-/// counts waiting for a core, so both are reported.
-private func quantBenchCPUSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
+// processCPUSeconds() (CPU seconds of the whole process) is shared with TensorBench.swift.
 
 private func gib(_ b: Int) -> String { String(format: "%.2f GiB", Double(b) / Double(1 << 30)) }
 
@@ -79,7 +73,7 @@ public func runQuantBench() {
     // 1. Quantise every linear, layer by layer, from the generator.
     var weights: [(String, NF4Weight)] = []
     var quantisedValues = 0
-    let t0 = Date(), c0 = quantBenchCPUSeconds()
+    let t0 = Date(), c0 = processCPUSeconds()
     var seed: UInt64 = 1
     func add(_ name: String, _ rows: Int, _ cols: Int) {
         let s = seed; seed &+= 1
@@ -95,7 +89,7 @@ public func runQuantBench() {
     for l in 0..<S.visionLayers {
         for (n, r, c) in S.visionLinears { add("vision_tower.layers.\(l).\(n)", r, c) }
     }
-    let quantSeconds = Date().timeIntervalSince(t0), quantCPU = quantBenchCPUSeconds() - c0
+    let quantSeconds = Date().timeIntervalSince(t0), quantCPU = processCPUSeconds() - c0
     let nf4Bytes = weights.reduce(0) { $0 + $1.1.storageBytes }
     let afterQuant = residentMemory()
     print(String(format: "  %d linears, %.3f G values generated + quantised in %.1f s wall, %.1f s CPU (%.0f M values per CPU-second)",
@@ -128,9 +122,9 @@ public func runQuantBench() {
     var cpu = 0.0
     func timeIt(_ repeats: Int, _ body: () -> Void) -> Double {
         body()  // warm-up
-        let t = Date(), c = quantBenchCPUSeconds()
+        let t = Date(), c = processCPUSeconds()
         for _ in 0..<repeats { body() }
-        cpu = (quantBenchCPUSeconds() - c) / Double(repeats)
+        cpu = (processCPUSeconds() - c) / Double(repeats)
         return Date().timeIntervalSince(t) / Double(repeats)
     }
     func dequantAll(threads: Int) {
