@@ -45,7 +45,7 @@ let package = Package(
             "Tensor", "Models", "Datasets", "Tokenizers", .product(name: "Yams", package: "Yams"),
         ]),
         // ncurses front end: screens, widgets, themes; observes the engine through events only.
-        .target(name: "Dashboard", dependencies: ["Training", "CNcursesw"]),
+        .target(name: "Dashboard", dependencies: ["Training", "CNcursesw", "CPNG"]),
         // The command line only wires modules together.
         .executableTarget(name: "sftdeck", dependencies: [
             "Tensor", "Tokenizers", "Datasets", "Models", "Training", "Dashboard",
@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Training"]),
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: []),
     ],
     swiftLanguageModes: [.v5]

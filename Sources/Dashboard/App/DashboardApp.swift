@@ -322,7 +322,7 @@ public final class DashboardApp {
             if let e = p.error { buf.put("  " + e, x: x2 + 1, y: r.y, style: ctx.status.with(attrs: .bold), clip: r) }
             return
         }
-        var hints = (bindings(for: screen) + globalBindings).filter(\.showInStatus).map { "\($0.keyNames) \($0.description)" }.joined(separator: "  ")
+        var hints = (bindings(for: screen) + globalBindings).filter(\.showInStatus).map { "\($0.keyNames(ascii: !ctx.glyphs.unicode)) \($0.description)" }.joined(separator: "  ")
         if let m = statusMessage {
             let st: Style = m.level == .error ? Style(fg: ctx.theme.error, bg: ctx.theme.statusBg, attrs: .bold)
                 : m.level == .warning ? Style(fg: ctx.theme.warning, bg: ctx.theme.statusBg, attrs: .bold) : ctx.status.with(attrs: .bold)

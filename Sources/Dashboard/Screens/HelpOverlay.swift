@@ -5,11 +5,11 @@ import Foundation
 public enum HelpOverlay {
     public static func render(global: [KeyBinding], screen: ScreenID, bindings: [KeyBinding], into buf: inout ScreenBuffer, _ area: Rect, ctx: RenderContext) {
         var lines: [(String, Style)] = [("\(screen.title) screen", ctx.theme.accentText)]
-        let keyW = max(12, (bindings + global).map { DisplayWidth.of($0.keyNames) }.max() ?? 12)
-        for b in bindings { lines.append(("  " + DisplayWidth.pad(b.keyNames, to: keyW) + "  " + b.description, ctx.theme.base)) }
+        let keyW = max(12, (bindings + global).map { DisplayWidth.of($0.keyNames(ascii: !ctx.glyphs.unicode)) }.max() ?? 12)
+        for b in bindings { lines.append(("  " + DisplayWidth.pad(b.keyNames(ascii: !ctx.glyphs.unicode), to: keyW) + "  " + b.description, ctx.theme.base)) }
         lines.append(("", ctx.theme.base))
         lines.append(("Everywhere", ctx.theme.accentText))
-        for b in global { lines.append(("  " + DisplayWidth.pad(b.keyNames, to: keyW) + "  " + b.description, ctx.theme.base)) }
+        for b in global { lines.append(("  " + DisplayWidth.pad(b.keyNames(ascii: !ctx.glyphs.unicode), to: keyW) + "  " + b.description, ctx.theme.base)) }
         lines.append(("", ctx.theme.base))
         lines.append(("Vim keys (h j k l) and arrows both work. Press ? or Esc to close.", ctx.theme.mutedText))
         let w = min(area.width - 4, max(50, (lines.map { DisplayWidth.of($0.0) }.max() ?? 40) + 4))

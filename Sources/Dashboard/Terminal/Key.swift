@@ -11,7 +11,14 @@ public enum Key: Hashable, Sendable {
     case mouse(x: Int, y: Int, button: Int)
 
     /// How the help overlay names it.
-    public var name: String {
+    public var name: String { name(ascii: false) }
+    public func name(ascii: Bool) -> String {
+        if ascii {
+            switch self {
+            case .up: return "Up"; case .down: return "Down"; case .left: return "Left"; case .right: return "Right"
+            default: break
+            }
+        }
         switch self {
         case .char(" "): return "Space"
         case .char(let c): return String(c)
@@ -36,5 +43,6 @@ public struct KeyBinding: Sendable {
     public init(_ keys: [Key], _ description: String, status: Bool = false) {
         self.keys = keys; self.description = description; self.showInStatus = status
     }
-    public var keyNames: String { keys.map(\.name).joined(separator: "/") }
+    public var keyNames: String { keyNames(ascii: false) }
+    public func keyNames(ascii: Bool) -> String { keys.map { $0.name(ascii: ascii) }.joined(separator: "/") }
 }

@@ -46,7 +46,7 @@ struct TokenizeCommand: ParsableCommand {
         let tok: Tokenizer
         do { tok = try Tokenizer.load(folder: URL(fileURLWithPath: model)) } catch { throw CLIError("\(error)") }
         if let text {
-            let e = tok.encode(text, addSpecialTokens: !noSpecialTokens)
+            let e: Encoding = tok.encode(text, addSpecialTokens: !noSpecialTokens)
             if json {
                 let v = JinjaValue.dict(JinjaDict([("ids", .array(e.ids.map { .int($0) })), ("tokens", .array(e.tokens.map { .string($0) }))]))
                 print(try v.jsonString())

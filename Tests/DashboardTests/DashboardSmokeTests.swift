@@ -1,6 +1,0 @@
-import XCTest
-@testable import Dashboard
-
-final class DashboardSmokeTests: XCTestCase {
-    func testModuleLinks() { XCTAssertTrue(true) }
-}
