@@ -163,6 +163,10 @@ final class LeafValueStore {
     /// BYTE_ARRAY, FIXED_LEN_BYTE_ARRAY and INT96 values, concatenated; value k is `offsets[k] ..< offsets[k+1]`.
     var bytes: [UInt8] = []
     var offsets: [Int] = [0]
+    /// Binary columns whose pages are all dictionary-encoded keep indices into the dictionary instead
+    /// of copying every value (a pyarrow image column puts all of a row group's images in its dictionary).
+    private(set) var indirectDictionary: LeafValueStore?
+    private(set) var indirectIndices: [UInt32] = []
 
     init(physical: ParquetPhysicalType) {
         self.physical = physical
@@ -183,7 +187,7 @@ final class LeafValueStore {
         case .int64: return int64s.count
         case .float: return floats.count
         case .double: return doubles.count
-        case .binary: return offsets.count - 1
+        case .binary: return indirectDictionary == nil ? offsets.count - 1 : indirectIndices.count
         }
     }
 
@@ -195,6 +199,7 @@ final class LeafValueStore {
         case .float: return .double(Double(floats[k]))
         case .double: return .double(doubles[k])
         case .binary:
+            if let dict = indirectDictionary { return dict.value(Int(indirectIndices[k]), asString: asString) }
             return bytes.withUnsafeBytes { b in
                 let slice = UnsafeRawBufferPointer(rebasing: b[offsets[k]..<offsets[k + 1]])
                 return asString ? .string(String(decoding: slice, as: UTF8.self)) : .bytes(Data(slice))
@@ -213,6 +218,12 @@ final class LeafValueStore {
         case .float: floats.append(contentsOf: indices.lazy.map { dict.floats[Int($0)] })
         case .double: doubles.append(contentsOf: indices.lazy.map { dict.doubles[Int($0)] })
         case .binary:
+            if dict.indirectDictionary == nil, count == 0 || indirectDictionary === dict {
+                indirectDictionary = dict
+                indirectIndices.append(contentsOf: indices)
+                return
+            }
+            materialize()
             offsets.reserveCapacity(offsets.count + indices.count)
             dict.bytes.withUnsafeBytes { d in
                 for i in indices {
@@ -223,8 +234,24 @@ final class LeafValueStore {
         }
     }
 
+    /// Copies indirect (dictionary-indexed) values into `bytes`, before values of another kind follow.
+    func materialize() {
+        guard let dict = indirectDictionary else { return }
+        indirectDictionary = nil
+        let indices = indirectIndices
+        indirectIndices = []
+        offsets.reserveCapacity(offsets.count + indices.count)
+        dict.bytes.withUnsafeBytes { d in
+            for i in indices {
+                bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[dict.offsets[Int(i)]..<dict.offsets[Int(i) + 1]]))
+                offsets.append(bytes.count)
+            }
+        }
+    }
+
     /// Appends `count` PLAIN-encoded values from `buf`.
     func appendPlain(_ buf: UnsafeRawBufferPointer, count: Int, typeLength: Int) throws {
+        materialize()
         func fixed<T>(_ size: Int, _ arr: inout [T], _ load: (Int) -> T) throws {
             guard count <= buf.count / size else {
                 throw ParquetDecodeError("PLAIN data holds \(buf.count) bytes, \(count) values of \(size) bytes need \(count * size)")
