@@ -130,6 +130,19 @@ func runPipelineBench(_ args: [String]) throws {
         start += batch
     }
     let swiftSeconds = Date().timeIntervalSince(t0)
+    // Per-stage split on row 0 (10 repetitions): where a row's time goes.
+    let s0 = try llavaSample(file.row(0), index: 0)
+    func timed(_ f: () throws -> Void) rethrows -> Double {
+        let t = Date(); for _ in 0..<10 { try f() }; return Date().timeIntervalSince(t) / 10 * 1000
+    }
+    var rgb = RGBImage(width: 1, height: 1, pixels: [0, 0, 0])
+    let tDecode = try timed { rgb = try ImageDecoder.decodeRGB(s0.images[0]) }
+    let proc = pipe.encoder.imageProcessor
+    var resized = rgb
+    let tResize = timed { resized = proc.resized(rgb) }
+    let tNormalize = timed { var out = [Float](); out.reserveCapacity(3 * resized.width * resized.height); proc.process(resized, into: &out) }
+    let tEncode = try timed { _ = try pipe.encode(s0) }
+    let tRead = try timed { _ = try llavaSample(file.row(0), index: 0) }
     let pyJSON = try runPython(["run", work.path, String(rows), String(batch)])
     let py = try JSONSerialization.jsonObject(with: Data(pyJSON.utf8)) as? [String: Any] ?? [:]
     let pySeconds = py["seconds"] as? Double ?? .nan
@@ -138,6 +151,8 @@ func runPipelineBench(_ args: [String]) throws {
     print(String(format: "  swift : %7.2f rows/s  (%.3f s, 1 thread)", Double(done) / swiftSeconds, swiftSeconds))
     print(String(format: "  python: %7.2f rows/s  (%.3f s, pyarrow + Pillow + transformers %@ PIL backend)", Double(rows) / pySeconds, pySeconds, "5.24"))
     print(String(format: "  ratio : %.2fx", pySeconds / swiftSeconds))
+    print(String(format: "  swift row 0 stages (ms): read+format %.2f, JPEG decode %.2f, resize %.2f, normalize %.2f, whole encode %.2f",
+                 tRead, tDecode, tResize, tNormalize, tEncode))
     if let s = last, let pyShape = py["shape"] as? [Int], let pySum = py["pixel_sum"] as? Double {
         print("  last batch: swift [\(s.batchSize), \(s.sequenceLength)] python \(pyShape); pixel sum swift \(String(format: "%.3f", pixelSum)) python \(String(format: "%.3f", pySum))")
     }

@@ -13,3 +13,10 @@ if suite == "parquet" { try runParquetBench(suiteArgs) }
 if CommandLine.arguments.dropFirst().first == "pipeline" { do { try runPipelineBench(Array(CommandLine.arguments.dropFirst(2))) } catch { print("pipeline: \(error)"); exit(1) } }
 
 if CommandLine.arguments.dropFirst().first == "model" { try ModelBench.run(arguments: Array(CommandLine.arguments.dropFirst(2))) }
+
+if suite == "tensor" { runTensorBench() }
+if CommandLine.arguments.dropFirst().first == "quant" { runQuantBench() }
+if CommandLine.arguments.dropFirst().first == "tokenizer" { runTokenizerBench() }
+if CommandLine.arguments.dropFirst().first == "train" { runTrainBench() }
+if suite == "train" { runTrainBench() }
+if suite == "train-gemma" { runTrainGemmaBench(suiteArgs) }

@@ -146,7 +146,19 @@ public struct SampleEncoder {
         return [Piece(text: r.text, spans: r.generationSpans, isPrompt: false, systemSpan: systemSpan(in: r.text, messages: sample.messages))]
     }
 
+    /// TRL `prepare_multimodal_messages`: when no turn has an image part but the row has images, the first
+    /// user turn with plain-string content gets one image part per image in front of its text.
+    static func trlPlaceImages(_ sample: TrainingSample) -> TrainingSample {
+        guard !sample.images.isEmpty, sample.placeholderCount == 0 else { return sample }
+        var s = sample
+        if let k = s.messages.firstIndex(where: { $0.role == "user" }), case .text(let t) = s.messages[k].content {
+            s.messages[k].content = .parts(Array(repeating: .image, count: s.images.count) + [.text(t)])
+        }
+        return s
+    }
+
     public func encode(_ sample: TrainingSample) throws -> EncodedSample {
+        let sample = policy.masking == .trl ? Self.trlPlaceImages(sample) : sample
         let row = sample.row
         var warnings = [DatasetWarning]()
         let pieces = try pieces(sample)

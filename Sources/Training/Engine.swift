@@ -103,3 +103,21 @@ public final class RecordingObserver: EngineObserver, @unchecked Sendable {
         onEvent?(event)
     }
 }
+
+/// Starting a run from a config, as `sftdeck train` and the dashboard do.
+public enum TrainingRun {
+    /// An engine (not started) that loads the model and data of `config` on its queue, resumes from
+    /// `resume_from_checkpoint` if set, and writes outputs under output_dir. Config problems that can be
+    /// found without loading anything (resume target missing) throw here.
+    public static func makeEngine(config: SFTConfig) throws -> TrainingEngine {
+        let outURL = URL(fileURLWithPath: config.resolvedOutputDir)
+        let resume = try RunWriter.resolveResume(config.resumeFromCheckpoint, outputDir: outURL)
+        return TrainingEngine(resumeFrom: resume) {
+            let prepared = try RunSetup.prepare(config)
+            let t = try Trainer(config: config, model: prepared.model, train: prepared.train, eval: prepared.eval)
+            t.writer = RunWriter(outputDir: outURL)
+            for n in prepared.notes { t.emit(.message(level: .info, text: n)) }
+            return t
+        }
+    }
+}

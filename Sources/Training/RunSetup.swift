@@ -18,7 +18,9 @@ public struct PreparedRun {
 public enum RunSetup {
     public typealias Loader = (_ config: SFTConfig, _ modelDir: URL, _ modelConfig: [String: Any]) throws -> PreparedRun
 
-    nonisolated(unsafe) private static var loaders: [String: Loader] = ["bigram_lm": loadBigram]
+    nonisolated(unsafe) private static var loaders: [String: Loader] = [
+        "bigram_lm": loadBigram, "gemma3": loadGemma3, "gemma3_text": loadGemma3,
+    ]
     private static let lock = NSLock()
 
     public static func register(modelType: String, _ loader: @escaping Loader) {
@@ -77,6 +79,27 @@ public enum RunSetup {
         let eval = config.evalStrategy == .no ? nil : try TokenRowsJSONL.load(ds, split: config.datasetTestSplit, vocab: v)
         return PreparedRun(model: model, train: train, eval: eval,
                            notes: ["bigram_lm vocab \(v) dim \(d); \(train.sampleCount) training rows"])
+    }
+}
+
+extension RunSetup {
+    /// Gemma 3 (module Models). Data: a folder of pre-tokenized rows (`data.json`, see `PreTokenizedSource`);
+    /// other dataset layouts go through module Datasets' readers and collator (`DatasetsSource`).
+    static func loadGemma3(_ config: SFTConfig, _ dir: URL, _ cfg: [String: Any]) throws -> PreparedRun {
+        let model = try Gemma3Trainable.load(config, modelDir: dir)
+        guard let ds = config.datasetName else { throw TrainingError("dataset_name is not set") }
+        let folder = URL(fileURLWithPath: ds)
+        let train: BatchSource, eval: BatchSource?
+        if FileManager.default.fileExists(atPath: folder.appendingPathComponent("data.json").path) {
+            train = try PreTokenizedSource(folder: folder, split: config.datasetTrainSplit)
+            eval = config.evalStrategy == .no ? nil : try PreTokenizedSource(folder: folder, split: config.datasetTestSplit)
+        } else {
+            train = try DatasetsSource(config: config, split: config.datasetTrainSplit, modelDir: dir)
+            eval = config.evalStrategy == .no ? nil : try DatasetsSource(config: config, split: config.datasetTestSplit, modelDir: dir)
+        }
+        let trainable = model.trainableParameters.reduce(0) { $0 + $1.count }
+        return PreparedRun(model: model, train: train, eval: eval, notes: [
+            "gemma3: \(model.totalParameterCount) parameters, \(trainable) trainable; \(train.sampleCount) training rows"])
     }
 }
 

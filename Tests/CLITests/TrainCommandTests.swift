@@ -51,6 +51,34 @@ final class TrainCommandTests: XCTestCase {
         }
     }
 
+    /// The issue's proof through the binary: `sftdeck train --config FILE --headless` on the tiny Gemma 3
+    /// reproduces every loss / grad_norm / eval_loss SFTTrainer logged (1e-4 relative; measured ~5e-7).
+    func testHeadlessGemmaRunMatchesSFTTrainer() throws {
+        let sft = Self.toy.deletingLastPathComponent().appendingPathComponent("sft")
+        let dir = tmp("gemma")
+        let yaml = try String(contentsOf: sft.appendingPathComponent("mm/sft.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "MODEL_DIR", with: sft.appendingPathComponent("model").path)
+            .replacingOccurrences(of: "ADAPTER_DIR", with: sft.appendingPathComponent("adapter_init").path)
+            .replacingOccurrences(of: "DATA_DIR", with: sft.appendingPathComponent("mm").path)
+            .replacingOccurrences(of: "OUTPUT_DIR", with: dir.appendingPathComponent("out").path) + "dataset_test_split: eval\n"
+        let cfg = dir.appendingPathComponent("sft.yaml")
+        try yaml.write(to: cfg, atomically: true, encoding: .utf8)
+        try runSFTDeck(["train", "--config", cfg.path, "--headless"])
+        let lines = try String(contentsOf: dir.appendingPathComponent("out/train_log.jsonl"), encoding: .utf8).split(separator: "\n")
+        let got = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let want = try JSONSerialization.jsonObject(with: Data(contentsOf: sft.appendingPathComponent("mm/log_history.json"))) as! [[String: Any]]
+        XCTAssertEqual(got.count, want.count)
+        for (g, w) in zip(got, want) {
+            for k in ["loss", "grad_norm", "eval_loss", "train_loss", "learning_rate"] {
+                guard let wv = (w[k] as? NSNumber)?.doubleValue else { continue }
+                let gv = try XCTUnwrap((g[k] as? NSNumber)?.doubleValue, "step \(w["step"]!) \(k)")
+                XCTAssertEqual(gv, wv, accuracy: 1e-4 * abs(wv), "step \(w["step"]!) \(k)")
+            }
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/adapter_model.safetensors").path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/adapter_config.json").path))
+    }
+
     func testBadConfigIsOneLine() throws {
         let dir = tmp("bad")
         let cfg = try writeConfig(dir, extra: "learnig_rate: 0.1\n")

@@ -86,6 +86,9 @@ final class TorchReferenceTests: XCTestCase {
             defer { allowed.deallocate() }
             mask.fill(allowed, batch: b, queries: l, keys: l)
             XCTAssertEqual((0..<(b * l * l)).map { Int32(allowed[$0]) }, ints("attention.\(lt).allowed"), "\(lt) mask")
+            let viaGemma = AttentionMask.gemma3(slidingWindow: mask.slidingWindow, attentionMask: padding,
+                                                tokenTypes: ints("attention.token_types"), batch: b, length: l)
+            XCTAssertEqual(viaGemma.allowedTable(batch: b, queries: l, keys: l).map(Int32.init), ints("attention.\(lt).allowed"), "\(lt) gemma3 mask")
             let out = Tensor(zeros: q.shape), probs = Tensor(zeros: [b, h, l, l])
             attentionForward(out: out, probs: probs, q: q, k: k, v: v, scale: 0.3, mask: mask)
             assertElementwise(probs, "attention.\(lt).probs", rtol: 2e-6, atol: 1e-7)

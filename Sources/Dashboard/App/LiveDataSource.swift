@@ -1,18 +1,40 @@
 import Foundation
 import Training
 
-/// The data source the shipped binary uses: the config file, the dataset readers, the
-/// tokenizer and collator, and the real trainer. Runs come from `RunsScanner` over the output
-/// folders.
+/// The data source the shipped binary uses: the config file (Training's `SFTConfig`), the dataset
+/// readers, the tokenizer and collator, and the real trainer. Runs come from `RunsScanner` over the
+/// output folders, reading trainer_state.json and TensorBoard event files.
 public final class LiveDataSource: DashboardDataSource {
     public let configPath: String?
     public var runRoots: [String]
     public var scanner: RunsScanner
+    public private(set) var config: SFTConfig?
+    /// Warnings and errors from loading the config, shown on the status line.
+    public private(set) var configMessages: [String] = []
+    /// Starts the real engine for a config (set by the command line, which links every module).
+    public var engineFactory: ((SFTConfig) throws -> EngineControl)?
 
     public init(configPath: String?, runRoots: [String] = []) {
         self.configPath = configPath
         self.runRoots = runRoots
-        self.scanner = RunsScanner()
+        self.scanner = RunsScanner(readEvents: LiveDataSource.readEventFile)
+        if let configPath {
+            do {
+                let r = try SFTConfig.load(path: configPath)
+                config = r.config
+                configMessages = r.warnings
+            } catch {
+                configMessages = ["\(error)"]
+            }
+        }
+    }
+
+    /// TensorBoard scalars of one event file as tag → points.
+    public static func readEventFile(_ path: String) throws -> [String: [RunSummary.Point]] {
+        let r = try TensorBoardReader(path: URL(fileURLWithPath: path))
+        var out: [String: [RunSummary.Point]] = [:]
+        for tag in r.tags { out[tag] = r.series(tag).map { RunSummary.Point(step: Double($0.step), value: $0.value) } }
+        return out
     }
 
     public func listDatasets() -> [DatasetSummary] { [] }
@@ -21,21 +43,38 @@ public final class LiveDataSource: DashboardDataSource {
         throw DashboardError("\(dataset.path): this build cannot read datasets yet")
     }
 
-    public func loadConfig() -> ConfigDocument? { nil }
+    public func loadConfig() -> ConfigDocument? {
+        guard let config else { return configPath == nil ? nil : nil }
+        return ConfigAdapter.document(config, path: configPath)
+    }
+
+    public func validateEdit(_ doc: ConfigDocument, key: String, value: String) -> String? {
+        ConfigAdapter.validate(doc, key: key, text: value)
+    }
 
     public func saveConfig(_ doc: ConfigDocument) throws -> String {
         guard let path = doc.path ?? configPath else { throw DashboardError("no config path to save to") }
-        do { try doc.yaml().write(toFile: path, atomically: true, encoding: .utf8) }
-        catch { throw DashboardError("\(path): cannot write (\(error.localizedDescription))") }
+        let (c, _) = try ConfigAdapter.config(from: doc)
+        try c.save(to: path)
+        config = c
         return path
     }
 
     public func startRun(_ doc: ConfigDocument?) throws -> EngineControl {
-        throw DashboardError("this build has no training engine yet")
+        let c: SFTConfig
+        if let doc { c = try ConfigAdapter.config(from: doc).0 }
+        else if let config { c = config }
+        else { throw DashboardError(configMessages.first ?? "no config: start sftdeck with --config FILE") }
+        guard let engineFactory else { throw DashboardError("this build has no training engine") }
+        return try engineFactory(c)
     }
 
     public func listRuns() -> [RunSummary] {
         var roots = runRoots
+        if let out = config?.resolvedOutputDir {
+            roots.append(out)
+            roots.append((out as NSString).deletingLastPathComponent.isEmpty ? "." : (out as NSString).deletingLastPathComponent)
+        }
         let cwd = FileManager.default.currentDirectoryPath
         roots += [cwd + "/runs", cwd + "/outputs", cwd + "/trainer_output"]
         return scanner.scan(roots: roots)

@@ -157,6 +157,12 @@ public protocol DashboardDataSource: AnyObject {
     /// Starts training on a background queue and returns its control handle.
     func startRun(_ doc: ConfigDocument?) throws -> EngineControl
     func listRuns() -> [RunSummary]
+    /// Nil when the document with `key` set to `value` is a valid config, else why not.
+    func validateEdit(_ doc: ConfigDocument, key: String, value: String) -> String?
+}
+
+extension DashboardDataSource {
+    public func validateEdit(_ doc: ConfigDocument, key: String, value: String) -> String? { nil }
 }
 
 /// An error shown to the user as one line.
