@@ -18,3 +18,4 @@ if suite == "tensor" { runTensorBench() }
 if CommandLine.arguments.dropFirst().first == "quant" { runQuantBench() }
 if CommandLine.arguments.dropFirst().first == "tokenizer" { runTokenizerBench() }
 if CommandLine.arguments.dropFirst().first == "train" { runTrainBench() }
+if CommandLine.arguments.dropFirst().first == "model-4b-memory" { try Model4BMemoryBench.run() }
