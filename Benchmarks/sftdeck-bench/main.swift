@@ -19,3 +19,4 @@ if CommandLine.arguments.dropFirst().first == "tokenizer" { runTokenizerBench() 
 if CommandLine.arguments.dropFirst().first == "train" { runTrainBench() }
 if suite == "train" { runTrainBench() }
 if suite == "train-gemma" { runTrainGemmaBench(suiteArgs) }
+if CommandLine.arguments.dropFirst().first == "model-4b-memory" { try Model4BMemoryBench.run() }
