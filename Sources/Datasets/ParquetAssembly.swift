@@ -23,9 +23,9 @@ struct RowAssembler {
         var out: [RowField] = []
         out.reserveCapacity(fields.count)
         for f in fields { out.append(RowField(name: schema.nodes[f].name, value: try readNode(f))) }
-        for (leaf, col) in columns.enumerated() {
-            guard let col else { continue }
-            guard slot[leaf] == Int(col.rowSlotStart[row + 1]) else {
+        for f in fields {
+            for leaf in schema.nodes[f].leafStart..<schema.nodes[f].leafEnd {
+                guard let col = columns[leaf], slot[leaf] != Int(col.rowSlotStart[row + 1]) else { continue }
                 throw ParquetDecodeError("levels of column \(schema.nodes[schema.leaves[leaf]].name) do not agree with its siblings in row \(row)")
             }
         }

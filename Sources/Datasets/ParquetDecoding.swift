@@ -195,8 +195,10 @@ final class LeafValueStore {
         case .float: return .double(Double(floats[k]))
         case .double: return .double(doubles[k])
         case .binary:
-            let slice = bytes[offsets[k]..<offsets[k + 1]]
-            return asString ? .string(String(decoding: slice, as: UTF8.self)) : .bytes(Data(slice))
+            return bytes.withUnsafeBytes { b in
+                let slice = UnsafeRawBufferPointer(rebasing: b[offsets[k]..<offsets[k + 1]])
+                return asString ? .string(String(decoding: slice, as: UTF8.self)) : .bytes(Data(slice))
+            }
         }
     }
 
@@ -212,9 +214,11 @@ final class LeafValueStore {
         case .double: doubles.append(contentsOf: indices.lazy.map { dict.doubles[Int($0)] })
         case .binary:
             offsets.reserveCapacity(offsets.count + indices.count)
-            for i in indices {
-                bytes.append(contentsOf: dict.bytes[dict.offsets[Int(i)]..<dict.offsets[Int(i) + 1]])
-                offsets.append(bytes.count)
+            dict.bytes.withUnsafeBytes { d in
+                for i in indices {
+                    bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[dict.offsets[Int(i)]..<dict.offsets[Int(i) + 1]]))
+                    offsets.append(bytes.count)
+                }
             }
         }
     }
@@ -241,12 +245,16 @@ final class LeafValueStore {
             let size = physical == .int96 ? 12 : typeLength
             guard size > 0 else { throw ParquetDecodeError("FIXED_LEN_BYTE_ARRAY without a positive type_length") }
             guard count <= buf.count / size else { throw ParquetDecodeError("PLAIN fixed-length data too short") }
-            bytes.append(contentsOf: buf[0..<(count * size)])
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[0..<(count * size)]))
             let base = offsets[offsets.count - 1]
             for k in 1...max(count, 1) where count > 0 { offsets.append(base + k * size) }
         case .byteArray:
+            guard count <= buf.count / 4 else { throw ParquetDecodeError("\(count) byte arrays cannot fit in \(buf.count) bytes") }
             var pos = 0
             offsets.reserveCapacity(offsets.count + count)
+            if bytes.count + buf.count > bytes.capacity {   // grow geometrically: pages arrive one by one
+                bytes.reserveCapacity(max(bytes.count + buf.count, bytes.capacity * 2))
+            }
             for _ in 0..<count {
                 guard pos + 4 <= buf.count else { throw ParquetDecodeError("PLAIN byte array length past the end of the page") }
                 let len = Int(UInt32(littleEndian: buf.loadUnaligned(fromByteOffset: pos, as: UInt32.self)))
@@ -254,7 +262,7 @@ final class LeafValueStore {
                 guard len <= buf.count - pos else {
                     throw ParquetDecodeError("byte array of \(len) bytes runs past the end of the page")
                 }
-                bytes.append(contentsOf: buf[pos..<(pos + len)])
+                bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[pos..<(pos + len)]))   // memcpy, not a byte loop
                 pos += len
                 offsets.append(bytes.count)
             }

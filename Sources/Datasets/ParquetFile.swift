@@ -17,7 +17,6 @@ public final class ParquetFile {
     let rowGroupStarts: [Int]
     private let handle: FileHandle
     private var cachedGroup: Int = -1
-    private var cachedLeaves: [Int] = []
     private var cachedColumns: [DecodedLeafColumn?] = []
 
     public var rowGroupCount: Int { metadata.rowGroups.count }
@@ -36,7 +35,8 @@ public final class ParquetFile {
             throw ParquetError(file: path, FileManager.default.fileExists(atPath: path) ? "cannot be opened for reading" : "no such file")
         }
         handle = h
-        let size = Int((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue ?? 0)
+        // The handle's end, not the path's attributes: Hub cache snapshots are symbolic links to blobs.
+        let size = Int((try? h.seekToEnd()) ?? 0)
         fileSize = size
         func readAt(_ offset: Int, _ count: Int) throws -> [UInt8] {
             try h.seek(toOffset: UInt64(offset))
@@ -73,7 +73,9 @@ public final class ParquetFile {
         }
         var starts = [0]
         for (g, rg) in meta.rowGroups.enumerated() {
-            guard rg.numRows >= 0 else { throw ParquetError(file: path, "row group \(g) has a negative row count") }
+            guard rg.numRows >= 0, rg.numRows <= Int64(Int32.max) else {
+                throw ParquetError(file: path, "row group \(g) claims \(rg.numRows) rows")
+            }
             guard rg.columns.count == schema.leaves.count else {
                 throw ParquetError(file: path, "row group \(g) has \(rg.columns.count) columns, the schema \(schema.leaves.count)")
             }
@@ -99,6 +101,12 @@ public final class ParquetFile {
     }
 
     deinit { try? handle.close() }
+
+    /// Drops the decoded row group (its memory), e.g. when a reader moves on to another shard.
+    public func releaseCache() {
+        cachedGroup = -1
+        cachedColumns = []
+    }
 
     /// Row group holding row `i`, and the row's index inside it.
     func locate(_ i: Int) -> (group: Int, row: Int) {

@@ -2,10 +2,70 @@ import COpenBLAS
 import Foundation
 
 /// Which OpenBLAS kernel runs, and how to get the right one.
+///
+/// Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) does not recognise some newer CPUs and silently falls back
+/// to its SSE3 "Prescott" kernels (5x below peak). It reads `OPENBLAS_CORETYPE` only when the library
+/// loads, so the fix is to re-execute the program once with the variable set.
 public enum BLASRuntime {
     /// The kernel OpenBLAS chose (`openblas_get_corename()`), e.g. "Haswell", "SkylakeX", "Prescott".
     public static var coreName: String { String(cString: openblas_get_corename()) }
 
-    /// Placeholder until the Tensor work lands: does nothing yet.
-    public static func reexecWithBestKernelIfNeeded() {}
+    /// Threads OpenBLAS uses for one call.
+    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
+    /// Set in the environment of the re-executed process so that it can never loop.
+    public static let reexecMarker = "SFTDECK_BLAS_REEXEC"
+
+    /// Kernels below the CPU's level: OpenBLAS's fallbacks for CPUs it does not recognise.
+    static let weakCores: Set<String> = [
+        "prescott", "nehalem", "core2", "atom", "penryn", "dunnington", "katmai", "coppermine", "northwood",
+        "banias", "nano", "opteron", "opteron_sse3", "barcelona", "bobcat", "bulldozer", "piledriver",
+        "steamroller", "sandybridge", "generic", "unknown", "",
+    ]
+    /// AVX2 kernels that an AVX-512 CPU should still replace with SkylakeX.
+    static let avx2Cores: Set<String> = ["haswell", "zen", "excavator"]
+
+    /// The kernel to force, or nil to keep the current one. A pure function of OpenBLAS's choice, the
+    /// CPU's feature flags (as in /proc/cpuinfo) and the environment:
+    /// - the user's own `OPENBLAS_CORETYPE`, or the re-exec marker, always wins (nil);
+    /// - AVX-512 at Skylake-X level (avx512f + bw + dq + vl; Knights Landing has F without BW/VL and
+    ///   must not get SkylakeX kernels) upgrades a weak or AVX2 kernel to "SkylakeX";
+    /// - AVX2 + FMA upgrades a weak kernel to "Haswell";
+    /// - anything else keeps the current kernel (never force a kernel the CPU lacks).
+    public static func kernelToForce(coreName: String, cpuFlags: Set<String>, environment: [String: String]) -> String? {
+        if let user = environment["OPENBLAS_CORETYPE"], !user.isEmpty { return nil }
+        if environment[reexecMarker] != nil { return nil }
+        let core = coreName.lowercased()
+        let skylakeXLevel = ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(cpuFlags.contains)
+        let haswellLevel = cpuFlags.contains("avx2") && cpuFlags.contains("fma")
+        if skylakeXLevel && (weakCores.contains(core) || avx2Cores.contains(core)) { return "SkylakeX" }
+        if haswellLevel && weakCores.contains(core) { return "Haswell" }
+        return nil
+    }
+
+    /// The feature flags of the first CPU in /proc/cpuinfo (empty when unreadable, which keeps the kernel).
+    public static func cpuFlags(cpuinfo path: String = "/proc/cpuinfo") -> Set<String> {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        for line in text.split(separator: "\n") where line.hasPrefix("flags") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+        }
+        return []
+    }
+
+    /// The kernel this process would be re-executed with, or nil when the current one is right.
+    public static func recommendedKernel() -> String? {
+        kernelToForce(coreName: coreName, cpuFlags: cpuFlags(), environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// Call first thing in `main`: when OpenBLAS fell back to a weak kernel that the CPU can beat, set
+    /// `OPENBLAS_CORETYPE` and re-execute `/proc/self/exe` with the same arguments (once; the marker
+    /// stops a second time). If `execv` fails, the program simply continues on the current kernel.
+    public static func reexecWithBestKernelIfNeeded() {
+        guard let kernel = recommendedKernel() else { return }
+        setenv("OPENBLAS_CORETYPE", kernel, 1)
+        setenv(reexecMarker, "1", 1)
+        fflush(stdout)
+        _ = execv("/proc/self/exe", CommandLine.unsafeArgv)
+    }
 }

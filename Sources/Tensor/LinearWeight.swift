@@ -94,12 +94,13 @@ public final class HalfPrecisionWeight: LinearWeight, @unchecked Sendable {
 }
 
 /// y = x·Wᵀ + b (+ y when `accumulate`).
-/// - out: [N, O] (any leading shape with N rows), x: [N, I], weight: [O, I], bias: [O] or nil.
+/// - out: [N, O], x: [N, I] (any shapes holding N·O and N·I values, e.g. [B, L, H, D] views),
+///   weight: [O, I], bias: [O] or nil.
 public func linearForward(out: Tensor, x: Tensor, weight: any LinearWeight, bias: Tensor? = nil, accumulate: Bool = false) {
     let inF = weight.cols, outF = weight.rows
-    precondition(x.lastDim == inF, "linearForward: x \(x.shape) does not end in \(inF) (weight [\(outF), \(inF)])")
-    let n = x.count / max(1, inF)
-    precondition(out.count == n * outF && out.lastDim == outF, "linearForward: out \(out.shape) should be [\(n), \(outF)]")
+    precondition(inF > 0 && x.count % inF == 0, "linearForward: x \(x.shape) is not rows of \(inF) (weight [\(outF), \(inF)])")
+    let n = x.count / inF
+    precondition(out.count == n * outF, "linearForward: out \(out.shape) should hold [\(n), \(outF)]")
     if n == 0 || outF == 0 { return }
     let beta: Float = accumulate ? 1 : 0
     if let w = weight.fp32Rows {
@@ -136,7 +137,7 @@ public func linearForward(out: Tensor, x: Tensor, weight: any LinearWeight, bias
 public func linearBackward(dx: Tensor?, dweight: Tensor?, dbias: Tensor?, dout: Tensor, x: Tensor, weight: any LinearWeight) {
     let inF = weight.cols, outF = weight.rows
     let n = dout.count / max(1, outF)
-    precondition(dout.lastDim == outF && x.count == n * inF, "linearBackward: dout \(dout.shape) / x \(x.shape) vs weight [\(outF), \(inF)]")
+    precondition(dout.count == n * outF && x.count == n * inF, "linearBackward: dout \(dout.shape) / x \(x.shape) vs weight [\(outF), \(inF)]")
     if n == 0 { return }
     if let dx {
         precondition(dx.count == n * inF, "linearBackward: dx \(dx.shape) should have \(n * inF) values")

@@ -339,10 +339,10 @@ public enum SafeTensorsConvert {
     /// bf16 is the upper half of an fp32 bit pattern: widening is exact.
     @inlinable public static func bf16ToFloat(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
 
-    /// fp32 → bf16 with round-to-nearest-even (NaN stays a quiet NaN), as torch does.
+    /// fp32 → bf16 with round-to-nearest-even, NaN as the quiet NaN 0x7FC0, as torch does.
     @inlinable public static func floatToBF16(_ f: Float) -> UInt16 {
         let u = f.bitPattern
-        if f.isNaN { return UInt16(truncatingIfNeeded: (u >> 16) | 0x0040) }
+        if f.isNaN { return 0x7FC0 }
         let rounded = u &+ 0x7FFF &+ ((u >> 16) & 1)
         return UInt16(truncatingIfNeeded: rounded >> 16)
     }
@@ -368,7 +368,7 @@ public enum SafeTensorsConvert {
         let sign = UInt16((u >> 16) & 0x8000)
         let exp = Int((u >> 23) & 0xFF)
         var mant = u & 0x7F_FFFF
-        if exp == 0xFF { return sign | 0x7C00 | (mant != 0 ? 0x200 | UInt16(mant >> 13) : 0) }
+        if exp == 0xFF { return sign | (mant != 0 ? 0x7E00 : 0x7C00) }  // NaN as torch writes it
         var e = exp - 127 + 15
         if e >= 0x1F { return sign | 0x7C00 }
         if e <= 0 {

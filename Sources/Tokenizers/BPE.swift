@@ -90,23 +90,25 @@ final class BPEModel: @unchecked Sendable {
     }
 
     /// Tokenizes one pre-tokenized word; appends (id, start unit, end unit) triples, units being scalar indices of `word`.
-    func tokenize(_ word: ArraySlice<UInt32>, into out: inout [Int32]) {
-        if word.isEmpty { return }
-        let key = Array(word)
-        if word.count < BPEModel.cacheWordLength {
+    func tokenize(_ word: ArraySlice<UInt32>, into out: inout [Int32]) { tokenize(Array(word), into: &out) }
+
+    func tokenize(_ key: [UInt32], into out: inout [Int32]) {
+        if key.isEmpty { return }
+        let cacheable = key.count < BPEModel.cacheWordLength
+        if cacheable {
             lock.lock()
             let hit = cache[key]
             lock.unlock()
             if let hit { out.append(contentsOf: hit); return }
         }
         var res: [Int32] = []
-        res.reserveCapacity(word.count * 3)
+        res.reserveCapacity(key.count * 3)
         if ignoreMerges, let id = vocab[NormalizedText(scalars: key, starts: [], ends: []).string] {
-            res = [id, 0, Int32(word.count)]
+            res = [id, 0, Int32(key.count)]
         } else {
             mergeWord(key, &res)
         }
-        if word.count < BPEModel.cacheWordLength {
+        if cacheable {
             lock.lock()
             if cache.count >= BPEModel.cacheLimit { cache.removeAll(keepingCapacity: true) }
             cache[key] = res

@@ -21,7 +21,6 @@ public enum AtomicFile {
     }
 
     public static func writeJSON(_ object: Any, to url: URL) throws {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-        try write(data + Data("\n".utf8), to: url)
+        try write(Data((PythonJSON.dumps(object) + "\n").utf8), to: url)
     }
 }

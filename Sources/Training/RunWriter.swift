@@ -50,9 +50,7 @@ public final class RunWriter {
         if let jsonl {
             var d = rec.trainerDict
             d["time"] = Date().timeIntervalSince1970
-            var line = try JSONSerialization.data(withJSONObject: d, options: [.sortedKeys])
-            line.append(0x0A)
-            jsonl.write(line)
+            jsonl.write(Data((PythonJSON.dumps(d, indent: nil) + "\n").utf8))
         }
     }
 
@@ -164,8 +162,7 @@ public final class RunWriter {
     }
 
     static func jsonString(_ o: Any) -> String {
-        guard let d = try? JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys]) else { return "{}" }
-        return String(decoding: d, as: UTF8.self)
+        PythonJSON.dumps(o)
     }
 }
 

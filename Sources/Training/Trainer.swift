@@ -360,17 +360,17 @@ public final class Trainer {
         }
         try optimizer.restore(stepCount: Int(meta["step"] ?? "") ?? 0, expAvg: m, expAvgSq: v)
         let stateData = try Data(contentsOf: dir.appendingPathComponent("trainer_state.json"))
-        guard let state = try JSONSerialization.jsonObject(with: stateData) as? [String: Any],
+        guard let state = try PythonJSON.parse(stateData) as? [String: Any],
               let gs = state["global_step"] as? Int else {
             throw TrainingError("\(dir.path)/trainer_state.json: missing global_step")
         }
         globalStep = gs
-        epoch = (state["epoch"] as? NSNumber)?.doubleValue ?? 0
-        totalFlos = (state["total_flos"] as? NSNumber)?.doubleValue ?? 0
+        epoch = jsonNumber(state["epoch"]) ?? 0
+        totalFlos = jsonNumber(state["total_flos"]) ?? 0
         numTokensSeen = (state["num_input_tokens_seen"] as? Int) ?? 0
         logHistory = ((state["log_history"] as? [[String: Any]]) ?? []).map(LogRecord.init(trainerDict:))
         if let rngData = try? Data(contentsOf: dir.appendingPathComponent("rng_state.json")),
-           let rng = try JSONSerialization.jsonObject(with: rngData) as? [String: Any],
+           let rng = try PythonJSON.parse(rngData) as? [String: Any],
            let model = rng["model"] as? [Int] {
             try self.model.restoreRandomState(model.map { UInt8(truncatingIfNeeded: $0) })
         }
@@ -389,8 +389,14 @@ extension LogRecord {
 
     init(trainerDict d: [String: Any]) {
         step = d["step"] as? Int ?? 0
-        values = d.filter { $0.key != "step" }.compactMap { k, v in (v as? NSNumber).map { (k, $0.doubleValue) } }
-            .sorted { $0.0 < $1.0 }
+        // JSON objects lose key order: put keys back in the order the Trainer logs them.
+        let order = ["loss", "grad_norm", "learning_rate", "eval_loss", "eval_runtime", "eval_samples_per_second",
+                     "eval_steps_per_second", "train_runtime", "train_samples_per_second", "train_steps_per_second",
+                     "total_flos", "train_loss", "entropy", "mean_token_accuracy", "num_tokens", "eval_entropy",
+                     "eval_mean_token_accuracy", "eval_num_tokens", "epoch"]
+        func rank(_ k: String) -> Int { order.firstIndex(of: k) ?? order.count - 1 }
+        values = d.filter { $0.key != "step" }.compactMap { k, v in jsonNumber(v).map { (k, $0) } }
+            .sorted { rank($0.0) != rank($1.0) ? rank($0.0) < rank($1.0) : $0.0 < $1.0 }
     }
 }
 

@@ -1,7 +1,49 @@
 import ArgumentParser
+import Dashboard
 import Foundation
+import Training
 
 struct TrainCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train", abstract: "(not built yet)")
-    func run() throws { throw CLIError("sftdeck train is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Fine-tune with SFT from a YAML config in TRL's keys (the dashboard unless --headless).",
+        discussion: """
+        The config uses `trl sft --config` keys with TRL's defaults (see sample-configs/). Outputs land in
+        output_dir like the HF Trainer's: checkpoint-N/, runs/<date>_<host>/ TensorBoard events,
+        train_log.jsonl, README.md. Ctrl-C stops after saving a checkpoint; resume_from_checkpoint: true
+        continues from the latest one. Exit status: 0 finished, 1 failed, 2 bad config, 130 stopped early.
+        """)
+
+    @Option(name: .long, help: "YAML config file (TRL keys).") var config: String
+    @Flag(name: .long, help: "Print Trainer-style log lines instead of opening the dashboard (automatic without a terminal).")
+    var headless = false
+    @Flag(name: .long, help: "With --headless: one JSON object per engine event.") var jsonl = false
+    @Option(name: .long, help: "Override output_dir.") var outputDir: String?
+    @Option(name: .long, help: "Override max_steps.") var maxSteps: Int?
+
+    func run() throws {
+        let loaded: ConfigLoadResult
+        do { loaded = try SFTConfig.load(path: config) } catch { throw CLIError("\(error)", exitCode: 2) }
+        var cfg = loaded.config
+        if let outputDir { cfg.outputDir = outputDir }
+        if let maxSteps { cfg.maxSteps = maxSteps }
+        for w in loaded.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+        let engine: TrainingEngine
+        do { engine = try TrainingRun.makeEngine(config: cfg) } catch { throw CLIError("\(error)", exitCode: 2) }
+
+        let interactive = isatty(STDOUT_FILENO) != 0 && isatty(STDIN_FILENO) != 0
+        if headless || jsonl || !interactive {
+            let printer = HeadlessPrinter(format: jsonl ? .jsonl : .trainer)
+            let code = try HeadlessRunner.run(engine, printer: printer) { engine.start() }
+            if code != 0 { throw ExitCode(code) }
+            return
+        }
+        let app = DashboardApp(source: LiveDataSource(configPath: config, runRoots: [cfg.resolvedOutputDir]),
+                               options: DashboardOptions(themeSpec: cfg.theme, initialScreen: .train))
+        app.attach(engine)
+        engine.start()
+        do { try TerminalLoop.run(app) } catch { throw CLIError("\(error)") }
+        engine.wait()
+        if let code = [RunState.failed: Int32(1), .stopped: 130][engine.state] { throw ExitCode(code) }
+    }
 }

@@ -1,0 +1,241 @@
+// SigLIP vision tower (transformers models/siglip/modeling_siglip.py) and the Gemma 3 multimodal projector
+// (modeling_gemma3.py Gemma3MultiModalProjector), forward and backward side by side.
+import Foundation
+
+final class SiglipLayer {
+    let C: Int, I: Int, H: Int
+    let ln1w: Weight, ln1b: Weight, ln2w: Weight, ln2b: Weight
+    let q: Linear, k: Linear, v: Linear, o: Linear, fc1: Linear, fc2: Linear
+    let eps: Float
+
+    init(_ p: String, _ cfg: SiglipVisionConfig, _ w: WeightBinder) {
+        C = cfg.hiddenSize; I = cfg.intermediateSize; H = cfg.numAttentionHeads; eps = Float(cfg.layerNormEps)
+        func lin(_ n: String, _ i: Int, _ o: Int) -> Linear {
+            Linear(name: p + n, inF: i, outF: o, weight: w.bind(p + n + ".weight", [o, i]), bias: w.bind(p + n + ".bias", [o]))
+        }
+        ln1w = w.bind(p + "layer_norm1.weight", [C]); ln1b = w.bind(p + "layer_norm1.bias", [C])
+        ln2w = w.bind(p + "layer_norm2.weight", [C]); ln2b = w.bind(p + "layer_norm2.bias", [C])
+        q = lin("self_attn.q_proj", C, C); k = lin("self_attn.k_proj", C, C); v = lin("self_attn.v_proj", C, C)
+        o = lin("self_attn.out_proj", C, C); fc1 = lin("mlp.fc1", C, I); fc2 = lin("mlp.fc2", I, C)
+    }
+    var linears: [Linear] { [q, k, v, o, fc1, fc2] }
+
+    final class Cache {
+        var xIn, mean1, rstd1, xn1, q, k, v, attn, h1, mean2, rstd2, xn2, f1, g: FBuf
+        var st: [LinearState?] = []
+        init(T: Int, C: Int, I: Int) {
+            xIn = FBuf(T * C); mean1 = FBuf(T); rstd1 = FBuf(T); xn1 = FBuf(T * C)
+            q = FBuf(T * C); k = FBuf(T * C); v = FBuf(T * C); attn = FBuf(T * C); h1 = FBuf(T * C)
+            mean2 = FBuf(T); rstd2 = FBuf(T); xn2 = FBuf(T * C); f1 = FBuf(T * I); g = FBuf(T * I)
+        }
+    }
+
+    // x (N·P, C) in place: x = x + attn(LN1 x); x = x + fc2(gelu(fc1(LN2 x)))
+    func forward(_ x: FPtr, N: Int, P: Int, ctx: RunContext, keep: Bool) -> Cache? {
+        let T = N * P
+        let c = Cache(T: T, C: C, I: I)
+        c.xIn.p.update(from: x, count: T * C)
+        layernormForward(c.xn1.p, c.mean1.p, c.rstd1.p, x, ln1w.f32, ln1b.f32, T, C, eps)
+        let sq = q.forward(c.q.p, c.xn1.p, T: T, ctx: ctx, keep: keep)
+        let sk = k.forward(c.k.p, c.xn1.p, T: T, ctx: ctx, keep: keep)
+        let sv = v.forward(c.v.p, c.xn1.p, T: T, ctx: ctx, keep: keep)
+        let D = C / H
+        let scale = Float(pow(Double(D), -0.5))
+        MultiHeadAttention.forward(c.attn.p, q: c.q.p, k: c.k.p, v: c.v.p, B: N, L: P, H: H, KV: H, D: D, scale: scale, masks: nil)
+        let oo = FBuf(T * C, zero: false)
+        let so = o.forward(oo.p, c.attn.p, T: T, ctx: ctx, keep: keep)
+        for i in 0..<(T * C) { c.h1.p[i] = c.xIn.p[i] + oo.p[i] }
+        layernormForward(c.xn2.p, c.mean2.p, c.rstd2.p, c.h1.p, ln2w.f32, ln2b.f32, T, C, eps)
+        let s1 = fc1.forward(c.f1.p, c.xn2.p, T: T, ctx: ctx, keep: keep)
+        for i in 0..<(T * I) { c.g.p[i] = geluTanh(c.f1.p[i]) }
+        let f2 = FBuf(T * C, zero: false)
+        let s2 = fc2.forward(f2.p, c.g.p, T: T, ctx: ctx, keep: keep)
+        for i in 0..<(T * C) { x[i] = c.h1.p[i] + f2.p[i] }
+        c.st = [sq, sk, sv, so, s1, s2]
+        return keep ? c : nil
+    }
+
+    // dx (N·P, C) in place: dOut → dIn
+    func backward(_ dx: FPtr, N: Int, P: Int, cache c: Cache, ctx: RunContext) {
+        let T = N * P, D = C / H
+        let dg = FBuf(T * I)
+        fc2.backward(dg.p, dx, c.g.p, T: T, state: c.st[5], ctx: ctx)
+        for i in 0..<(T * I) { dg.p[i] *= geluTanhGrad(c.f1.p[i]) }
+        let dxn2 = FBuf(T * C)
+        fc1.backward(dxn2.p, dg.p, c.xn2.p, T: T, state: c.st[4], ctx: ctx)
+        layernormBackward(dx, ln2w.grad, ln2b.grad, dxn2.p, c.h1.p, ln2w.f32, c.mean2.p, c.rstd2.p, T, C)
+        // dx now holds dh1
+        let dattn = FBuf(T * C)
+        o.backward(dattn.p, dx, c.attn.p, T: T, state: c.st[3], ctx: ctx)
+        let dq = FBuf(T * C), dk = FBuf(T * C), dv = FBuf(T * C)
+        MultiHeadAttention.backward(dq: dq.p, dk: dk.p, dv: dv.p, dout: dattn.p, q: c.q.p, k: c.k.p, v: c.v.p,
+                                    B: N, L: P, H: H, KV: H, D: D, scale: Float(pow(Double(D), -0.5)), masks: nil)
+        let dxn1 = FBuf(T * C)
+        q.backward(dxn1.p, dq.p, c.xn1.p, T: T, state: c.st[0], ctx: ctx)
+        k.backward(dxn1.p, dk.p, c.xn1.p, T: T, state: c.st[1], ctx: ctx)
+        v.backward(dxn1.p, dv.p, c.xn1.p, T: T, state: c.st[2], ctx: ctx)
+        layernormBackward(dx, ln1w.grad, ln1b.grad, dxn1.p, c.xIn.p, ln1w.f32, c.mean1.p, c.rstd1.p, T, C)
+    }
+}
+
+final class SiglipVisionTower {
+    let cfg: SiglipVisionConfig
+    let prefix: String
+    let patchW: Weight, patchB: Weight, pos: Weight, postW: Weight, postB: Weight
+    let layers: [SiglipLayer]
+    var P: Int { cfg.patchesPerSide * cfg.patchesPerSide }
+    var K: Int { cfg.numChannels * cfg.patchSize * cfg.patchSize }
+
+    init(prefix p: String, _ cfg: SiglipVisionConfig, _ w: WeightBinder) {
+        self.cfg = cfg; prefix = p
+        let C = cfg.hiddenSize, ps = cfg.patchSize
+        patchW = w.bind(p + "embeddings.patch_embedding.weight", [C, cfg.numChannels, ps, ps])
+        patchB = w.bind(p + "embeddings.patch_embedding.bias", [C])
+        pos = w.bind(p + "embeddings.position_embedding.weight", [cfg.patchesPerSide * cfg.patchesPerSide, C])
+        layers = (0..<cfg.numHiddenLayers).map { SiglipLayer(p + "encoder.layers.\($0).", cfg, w) }
+        postW = w.bind(p + "post_layernorm.weight", [C]); postB = w.bind(p + "post_layernorm.bias", [C])
+    }
+
+    final class Cache {
+        var patches: FBuf
+        var layerCaches: [SiglipLayer.Cache?] = []
+        var layerInputs: [FBuf] = []   // gradient checkpointing: inputs only
+        var preNorm: FBuf, mean: FBuf, rstd: FBuf
+        var rngStates: [SeededRNG] = []
+        init(patches: FBuf, T: Int, C: Int) { self.patches = patches; preNorm = FBuf(T * C); mean = FBuf(T); rstd = FBuf(T) }
+    }
+
+    /// pixels (N, 3, S, S) → im2col patches (N·P, 3·ps·ps) in conv-weight order (c, ky, kx).
+    func im2col(_ px: CFPtr, N: Int) -> FBuf {
+        let ps = cfg.patchSize, side = cfg.patchesPerSide, S = cfg.imageSize, ch = cfg.numChannels
+        let out = FBuf(N * P * K, zero: false)
+        for n in 0..<N {
+            for pr in 0..<side {
+                for pc in 0..<side {
+                    let row = out.p + ((n * P) + pr * side + pc) * K
+                    var i = 0
+                    for c in 0..<ch {
+                        for ky in 0..<ps {
+                            let src = px + ((n * ch + c) * S + pr * ps + ky) * S + pc * ps
+                            for kx in 0..<ps { row[i] = src[kx]; i += 1 }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    // pixels (N, 3, S, S) → last hidden state (N·P, C)
+    func forward(_ out: FPtr, pixels: CFPtr, N: Int, ctx: RunContext, keep: Bool, checkpoint: Bool) -> Cache? {
+        let C = cfg.hiddenSize, T = N * P
+        let patches = im2col(pixels, N: N)
+        let x = FBuf(T * C, zero: false)
+        MatrixKernels.forward(x.p, patches.p, patchW, T: T, inF: K, outF: C, scratch: ctx.scratch)
+        let b = patchB.f32, pe = pos.f32
+        for t in 0..<T { for c in 0..<C { x.p[t * C + c] += b[c] + pe[(t % P) * C + c] } }
+        let cache = Cache(patches: patches, T: T, C: C)
+        for l in layers {
+            if keep && checkpoint {
+                cache.layerInputs.append(FBuf(copying: x.p, count: T * C)); cache.rngStates.append(ctx.rng)
+                _ = l.forward(x.p, N: N, P: P, ctx: ctx, keep: false)
+            } else {
+                cache.layerCaches.append(l.forward(x.p, N: N, P: P, ctx: ctx, keep: keep))
+            }
+        }
+        cache.preNorm.p.update(from: x.p, count: T * C)
+        layernormForward(out, cache.mean.p, cache.rstd.p, x.p, postW.f32, postB.f32, T, C, Float(cfg.layerNormEps))
+        return keep ? cache : nil
+    }
+
+    // dOut (N·P, C) → parameter grads (the pixels need no gradient)
+    func backward(_ dOut: CFPtr, N: Int, cache: Cache, ctx: RunContext) {
+        let C = cfg.hiddenSize, T = N * P
+        let dx = FBuf(T * C)
+        layernormBackward(dx.p, postW.grad, postB.grad, dOut, cache.preNorm.p, postW.f32, cache.mean.p, cache.rstd.p, T, C)
+        for li in stride(from: layers.count - 1, through: 0, by: -1) {
+            let l = layers[li]
+            if !cache.layerInputs.isEmpty {
+                let saved = ctx.rng
+                ctx.rng = cache.rngStates[li]
+                let x = FBuf(copying: cache.layerInputs[li].p, count: T * C)
+                let c = l.forward(x.p, N: N, P: P, ctx: ctx, keep: true)!
+                ctx.rng = saved
+                l.backward(dx.p, N: N, P: P, cache: c, ctx: ctx)
+            } else {
+                l.backward(dx.p, N: N, P: P, cache: cache.layerCaches[li]!, ctx: ctx)
+            }
+        }
+        // patch embedding (a conv with stride = kernel is a matmul over im2col patches)
+        if let g = patchW.grad { sgemmTN(C, K, T, dx.p, C, cache.patches.p, K, g, K, beta: 1) }
+        if let g = patchB.grad { for t in 0..<T { addInPlace(g, dx.p + t * C, C) } }
+        if let g = pos.grad { for t in 0..<T { addInPlace(g + (t % P) * C, dx.p + t * C, C) } }
+    }
+}
+
+/// Average-pool to mm_tokens_per_image, Gemma RMSNorm (1+w), then x · W with W (vision, text) input-major.
+final class Gemma3Projector {
+    let inputProjection: Weight   // (Cv, Ct)
+    let norm: Weight              // (Cv)
+    let Cv: Int, Ct: Int, side: Int, pooledSide: Int, kernel: Int
+    let eps: Float
+    init(prefix p: String, _ cfg: Gemma3Config, _ w: WeightBinder) {
+        Cv = cfg.visionConfig.hiddenSize; Ct = cfg.textConfig.hiddenSize
+        side = cfg.visionConfig.patchesPerSide
+        pooledSide = Int(Double(cfg.mmTokensPerImage).squareRoot())
+        kernel = side / pooledSide
+        eps = Float(cfg.visionConfig.layerNormEps)
+        inputProjection = w.bind(p + "mm_input_projection_weight", [Cv, Ct])
+        norm = w.bind(p + "mm_soft_emb_norm.weight", [Cv])
+    }
+    final class Cache { var pooled: FBuf; var normed: FBuf; var rstd: FBuf
+        init(_ a: FBuf, _ b: FBuf, _ c: FBuf) { pooled = a; normed = b; rstd = c } }
+
+    // vision (N·P, Cv) → features (N·M, Ct)
+    func forward(_ out: FPtr, _ x: CFPtr, N: Int) -> Cache {
+        let M = pooledSide * pooledSide, P = side * side
+        let pooled = FBuf(N * M * Cv)
+        let inv = 1 / Float(kernel * kernel)
+        for n in 0..<N {
+            for r in 0..<pooledSide {
+                for c in 0..<pooledSide {
+                    let dst = pooled.p + (n * M + r * pooledSide + c) * Cv
+                    for ky in 0..<kernel {
+                        for kx in 0..<kernel {
+                            addInPlace(dst, x + (n * P + (r * kernel + ky) * side + c * kernel + kx) * Cv, Cv)
+                        }
+                    }
+                    for i in 0..<Cv { dst[i] *= inv }
+                }
+            }
+        }
+        let normed = FBuf(N * M * Cv, zero: false), rstd = FBuf(N * M)
+        rmsnormForward(normed.p, rstd.p, pooled.p, norm.f32, N * M, Cv, eps)
+        sgemmNN(N * M, Ct, Cv, normed.p, Cv, inputProjection.f32, Ct, out, Ct)
+        return Cache(pooled, normed, rstd)
+    }
+
+    // dFeatures (N·M, Ct) → dVision (N·P, Cv) (=)
+    func backward(_ dx: FPtr, _ dOut: CFPtr, N: Int, cache: Cache) {
+        let M = pooledSide * pooledSide, P = side * side
+        if let g = inputProjection.grad { sgemmTN(Cv, Ct, N * M, cache.normed.p, Cv, dOut, Ct, g, Ct, beta: 1) }
+        let dn = FBuf(N * M * Cv, zero: false)
+        sgemmNT(N * M, Cv, Ct, dOut, Ct, inputProjection.f32, Ct, dn.p, Cv)
+        let dp = FBuf(N * M * Cv, zero: false)
+        rmsnormBackward(dp.p, norm.grad, dn.p, cache.pooled.p, norm.f32, cache.rstd.p, N * M, Cv)
+        let inv = 1 / Float(kernel * kernel)
+        for n in 0..<N {
+            for r in 0..<pooledSide {
+                for c in 0..<pooledSide {
+                    let src = dp.p + (n * M + r * pooledSide + c) * Cv
+                    for ky in 0..<kernel {
+                        for kx in 0..<kernel {
+                            let d = dx + (n * P + (r * kernel + ky) * side + c * kernel + kx) * Cv
+                            for i in 0..<Cv { d[i] = src[i] * inv }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+import Foundation
+import Models
+import Tensor
+
+/// A collated micro-batch for Gemma 3 (module Models' `ModelBatch`) with the counts the trainer needs.
+public struct Gemma3TrainingBatch: TrainingBatch {
+    public var batch: ModelBatch
+    public init(_ batch: ModelBatch) { self.batch = batch }
+    public var sampleCount: Int { batch.batchSize }
+    public var targetCount: Int {
+        guard let labels = batch.labels else { return 0 }
+        var n = 0
+        for b in 0..<batch.batchSize { for t in 1..<max(1, batch.seqLen) where labels[b * batch.seqLen + t] != -100 { n += 1 } }
+        return n
+    }
+    public var attentionTokenCount: Int { batch.attentionMask.map { $0.reduce(0) { $0 + Int($1) } } ?? batch.inputIDs.count }
+    public var inputElementCount: Int { batch.inputIDs.count }
+}
+
+/// Gemma 3 (module Models) as a `TrainableModel`: LoRA (adapter files) or full fine-tuning (weights).
+public final class Gemma3Trainable: TrainableModel {
+    public let model: Gemma3Model
+    public let usesAdapter: Bool
+    public var gradientCheckpointing: Bool
+    public private(set) var trainableParameters: [TrainableTensor] = []
+
+    public init(model: Gemma3Model, usesAdapter: Bool, gradientCheckpointing: Bool) {
+        self.model = model; self.usesAdapter = usesAdapter; self.gradientCheckpointing = gradientCheckpointing
+        refreshParameters()
+    }
+
+    func refreshParameters() {
+        trainableParameters = model.trainableParameters.map {
+            TrainableTensor(name: $0.name, shape: $0.shape, inNormLayer: $0.inNormLayer, value: $0.value, grad: $0.grad)
+        }
+    }
+
+    public var totalParameterCount: Int { model.totalParameterCount }
+    /// transformers `num_parameters(exclude_embeddings=True)` of what the Trainer holds: with PEFT the
+    /// LoRA A/B and the non-embedding `modules_to_save` copies (lm_head) count on top of the base model.
+    public var flopsParameterCount: Int {
+        guard usesAdapter else { return model.nonEmbeddingParameterCount }
+        return model.nonEmbeddingParameterCount + trainableParameters
+            .filter { !$0.name.contains("embed_tokens") && !$0.name.contains("position_embedding") }
+            .reduce(0) { $0 + $1.count }
+    }
+    public func zeroGrad() { model.zeroGrad() }
+
+    private func unwrap(_ b: TrainingBatch) throws -> ModelBatch {
+        guard let g = b as? Gemma3TrainingBatch else { throw TrainingError("Gemma 3 expects a Gemma3TrainingBatch") }
+        return g.batch
+    }
+
+    public func forwardBackward(_ batch: TrainingBatch, lossScale: Float) throws -> MicroBatchResult {
+        if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0) }  // every row dropped
+        let r = try model.forwardBackward(try unwrap(batch), gradScale: lossScale, gradientCheckpointing: gradientCheckpointing)
+        return MicroBatchResult(lossSum: Float(r.lossSum), targets: r.tokenCount, correct: r.correctCount)
+    }
+
+    public func evaluate(_ batch: TrainingBatch) throws -> MicroBatchResult {
+        if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0) }
+        let r = try model.evaluate(try unwrap(batch))
+        return MicroBatchResult(lossSum: Float(r.lossSum), targets: r.tokenCount, correct: r.correctCount)
+    }
+
+    public func saveTrainable(to directory: URL) throws {
+        if usesAdapter { try model.saveAdapter(to: directory); return }
+        // Full fine-tuning: every trainable tensor under its in-memory (transformers 5) name, plus config.json.
+        try SafetensorsFile.write(trainableParameters.map { ($0.name, $0.shape, Array($0.value)) }, metadata: ["format": "pt"],
+                                  to: directory.appendingPathComponent("model.safetensors"))
+        let cfg = model.directory.appendingPathComponent("config.json")
+        try AtomicFile.write(try Data(contentsOf: cfg), to: directory.appendingPathComponent("config.json"))
+    }
+
+    public func loadTrainable(from directory: URL) throws {
+        if usesAdapter {
+            guard model.lora != nil else { try model.loadAdapter(from: directory); refreshParameters(); return }
+            // Resuming: the adapter is already applied; copy the checkpoint's tensors into it by PEFT name
+            // (files drop the adapter name: ".lora_A.default.weight" → ".lora_A.weight",
+            // ".modules_to_save.default.weight" → ".weight").
+            let url = directory.appendingPathComponent("adapter_model.safetensors")
+            let file = try SafeTensorsFile(url: url)
+            func norm(_ n: String) -> String {
+                n.replacingOccurrences(of: ".modules_to_save.default.", with: ".").replacingOccurrences(of: ".default.", with: ".")
+            }
+            var byName: [String: String] = [:]
+            for n in file.names { byName[norm(n)] = n }
+            for p in trainableParameters {
+                guard let fileName = byName[norm(p.name)] else { throw TrainingError("\(url.path): no tensor for \(p.name)") }
+                let v = try file.floats(fileName)
+                guard v.count == p.count else { throw TrainingError("\(url.path): \(fileName) has \(v.count) values, expected \(p.count)") }
+                for i in 0..<p.count { p.value[i] = v[i] }
+            }
+            return
+        }
+        let url = directory.appendingPathComponent("model.safetensors")
+        let t = try SafetensorsFile.readF32(url)
+        for p in trainableParameters {
+            guard let v = t[p.name], v.values.count == p.count else { throw TrainingError("\(url.path): missing or mis-shaped \(p.name)") }
+            for i in 0..<p.count { p.value[i] = v.values[i] }
+        }
+    }
+
+    public func randomState() -> [UInt8]? { model.randomState() }
+    public func restoreRandomState(_ state: [UInt8]) throws { try model.restoreRandomState(state) }
+
+    public var configSummary: [String: Any] {
+        (try? PythonJSON.parse(Data(contentsOf: model.directory.appendingPathComponent("config.json")))) as? [String: Any] ?? [:]
+    }
+
+    /// Loads the model of `config` and chooses what trains (LoRA from scratch, an existing adapter, or all weights).
+    public static func load(_ config: SFTConfig, modelDir: URL) throws -> Gemma3Trainable {
+        let model = try Gemma3Model.load(from: modelDir)
+        if config.loadIn4bit {
+            // QLoRA: bitsandbytes replaces every frozen nn.Linear except lm_head with Linear4bit (NF4, blocks
+            // of 64, absmax double-quantised when use_bnb_nested_quant).
+            try model.replaceFrozenLinearWeights { name, w in
+                if name.hasSuffix("lm_head") { return nil }
+                let dtype: NF4SourceDType = (w as? HalfPrecisionWeight)?.format == .bf16 ? .bf16 : .f32
+                var values = [Float](repeating: 0, count: w.rows * w.cols)
+                values.withUnsafeMutableBufferPointer { w.dequantizeRows(0..<w.rows, into: $0.baseAddress!) }
+                return values.withUnsafeBufferPointer {
+                    NF4Weight(quantizing: $0, rows: w.rows, cols: w.cols, dtype: dtype, doubleQuant: config.useBnbNestedQuant)
+                }
+            }
+        }
+        if config.usePeft {
+            if let a = config.adapterNameOrPath {
+                try model.loadAdapter(from: URL(fileURLWithPath: a))
+            } else {
+                let targets: LoRASettings.TargetModules
+                let t = config.loraTargetModules ?? ["all-linear"]
+                targets = t == ["all-linear"] ? .allLinear : .names(t)
+                try model.applyLoRA(LoRASettings(r: config.loraR, alpha: Double(config.loraAlpha), dropout: config.loraDropout,
+                                                 targetModules: targets, modulesToSave: config.loraModulesToSave ?? [],
+                                                 useRSLoRA: config.useRslora), seed: UInt64(config.seed))
+            }
+        } else {
+            model.enableFullFineTuning()
+        }
+        model.seedDropout(UInt64(config.seed))
+        return Gemma3Trainable(model: model, usesAdapter: config.usePeft, gradientCheckpointing: config.gradientCheckpointing)
+    }
+}
+
+/// Pre-tokenized rows (`data.json` {train: [...], eval: [...]} with input_ids, labels, token_type_ids,
+/// num_images, first_image; pixels in `pixels.safetensors` tensors "train"/"eval" of shape [N, 3, H, W]),
+/// collated like the guide's collator: right padding with `padID`, labels −100 on pads.
+public struct PreTokenizedSource: BatchSource {
+    struct Row { var ids: [Int32]; var labels: [Int32]; var types: [Int32]; var numImages: Int; var firstImage: Int }
+    var rows: [Row]
+    var pixels: [Float]
+    var imageFloats: Int
+    public var padID: Int32 = 0
+
+    public init(folder: URL, split: String) throws {
+        let dataURL = folder.appendingPathComponent("data.json")
+        guard let d = try? Data(contentsOf: dataURL), let o = try PythonJSON.parse(d) as? [String: Any],
+              let list = o[split] as? [[String: Any]] else { throw TrainingError("\(dataURL.path): no '\(split)' rows") }
+        rows = try list.enumerated().map { n, r in
+            guard let ids = r["input_ids"] as? [Int], let labels = r["labels"] as? [Int], labels.count == ids.count else {
+                throw TrainingError("\(dataURL.path): row \(n) of '\(split)' lacks input_ids/labels of equal length")
+            }
+            let types = (r["token_type_ids"] as? [Int]) ?? Array(repeating: 0, count: ids.count)
+            return Row(ids: ids.map(Int32.init), labels: labels.map(Int32.init), types: types.map(Int32.init),
+                       numImages: r["num_images"] as? Int ?? 0, firstImage: r["first_image"] as? Int ?? 0)
+        }
+        let pixURL = folder.appendingPathComponent("pixels.safetensors")
+        if FileManager.default.fileExists(atPath: pixURL.path), let t = try SafetensorsFile.readF32(pixURL)[split] {
+            pixels = t.values; imageFloats = t.shape.dropFirst().reduce(1, *)
+        } else { pixels = []; imageFloats = 0 }
+        if rows.contains(where: { $0.numImages > 0 }) && imageFloats == 0 {
+            throw TrainingError("\(pixURL.path): rows have images but there are no pixels for '\(split)'")
+        }
+    }
+
+    public var sampleCount: Int { rows.count }
+
+    public func batch(indices: [Int]) throws -> TrainingBatch {
+        let sel = indices.map { rows[$0] }
+        let L = sel.map { $0.ids.count }.max() ?? 0
+        var ids = [Int32](repeating: padID, count: sel.count * L), labels = [Int32](repeating: -100, count: sel.count * L)
+        var types = [Int32](repeating: 0, count: sel.count * L), mask = [Int32](repeating: 0, count: sel.count * L)
+        var px: [Float] = []
+        var nImages = 0
+        for (b, r) in sel.enumerated() {
+            for t in 0..<r.ids.count {
+                ids[b * L + t] = r.ids[t]; labels[b * L + t] = r.labels[t]; types[b * L + t] = r.types[t]; mask[b * L + t] = 1
+            }
+            for k in 0..<r.numImages {
+                let s = (r.firstImage + k) * imageFloats
+                px += pixels[s..<(s + imageFloats)]
+            }
+            nImages += r.numImages
+        }
+        return Gemma3TrainingBatch(ModelBatch(batchSize: sel.count, seqLen: L, inputIDs: ids, attentionMask: mask,
+                                              tokenTypeIDs: types, labels: labels, pixelValues: nImages > 0 ? px : nil,
+                                              numImages: nImages))
+    }
+}
