@@ -11,8 +11,6 @@ public final class LiveDataSource: DashboardDataSource {
     public private(set) var config: SFTConfig?
     /// Warnings and errors from loading the config, shown on the status line.
     public private(set) var configMessages: [String] = []
-    /// Starts the real engine for a config (set by the command line, which links every module).
-    public var engineFactory: ((SFTConfig) throws -> EngineControl)?
 
     public init(configPath: String?, runRoots: [String] = []) {
         self.configPath = configPath
@@ -60,13 +58,19 @@ public final class LiveDataSource: DashboardDataSource {
         return path
     }
 
-    public func startRun(_ doc: ConfigDocument?) throws -> EngineControl {
-        let c: SFTConfig
-        if let doc { c = try ConfigAdapter.config(from: doc).0 }
-        else if let config { c = config }
-        else { throw DashboardError(configMessages.first ?? "no config: start sftdeck with --config FILE") }
-        guard let engineFactory else { throw DashboardError("this build has no training engine") }
-        return try engineFactory(c)
+    /// The config a run would use: the edited document, else the loaded file.
+    public func runConfig(_ doc: ConfigDocument?) throws -> SFTConfig {
+        if let doc { return try ConfigAdapter.config(from: doc).0 }
+        if let config { return config }
+        throw DashboardError(configMessages.first ?? "no config: start sftdeck with --config FILE")
+    }
+
+    /// The real engine (Training's `TrainingEngine`: the model and data load on its queue).
+    public func startRun(_ doc: ConfigDocument?, observer: EngineObserver) throws -> EngineControl {
+        let engine = try TrainingRun.makeEngine(config: try runConfig(doc))
+        engine.addObserver(observer)
+        engine.start()
+        return engine
     }
 
     public func listRuns() -> [RunSummary] {

@@ -154,8 +154,9 @@ public protocol DashboardDataSource: AnyObject {
     func loadConfig() -> ConfigDocument?
     /// Writes the config; returns the path written.
     func saveConfig(_ doc: ConfigDocument) throws -> String
-    /// Starts training on a background queue and returns its control handle.
-    func startRun(_ doc: ConfigDocument?) throws -> EngineControl
+    /// Starts training on a background queue with `observer` attached before the first event, and
+    /// returns its control handle.
+    func startRun(_ doc: ConfigDocument?, observer: EngineObserver) throws -> EngineControl
     func listRuns() -> [RunSummary]
     /// Nil when the document with `key` set to `value` is a valid config, else why not.
     func validateEdit(_ doc: ConfigDocument, key: String, value: String) -> String?
