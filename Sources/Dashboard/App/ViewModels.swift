@@ -41,9 +41,12 @@ public struct InspectedRow: Sendable, Equatable {
     public var renderedText: String?
     public var images: [PixelImage]
     public var tokens: [TokenCell]
-    public init(index: Int, rowCount: Int, messages: [RenderedMessage], renderedText: String? = nil, images: [PixelImage] = [], tokens: [TokenCell] = []) {
+    /// Why there are no tokens (no model folder, no tokenizer), or notes from encoding (warnings).
+    public var tokenNote: String?
+    public init(index: Int, rowCount: Int, messages: [RenderedMessage], renderedText: String? = nil, images: [PixelImage] = [],
+                tokens: [TokenCell] = [], tokenNote: String? = nil) {
         self.index = index; self.rowCount = rowCount; self.messages = messages; self.renderedText = renderedText
-        self.images = images; self.tokens = tokens
+        self.images = images; self.tokens = tokens; self.tokenNote = tokenNote
     }
 }
 
