@@ -48,13 +48,7 @@ private func residentMemory() -> (rss: Int, peak: Int) {
     return (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// CPU seconds used by the whole process (all threads): on a shared machine wall time also
-/// counts waiting for a core, so both are reported.
-private func processCPUSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
+// processCPUSeconds() (CPU seconds of the whole process) is shared with TensorBench.swift.
 
 private func gib(_ b: Int) -> String { String(format: "%.2f GiB", Double(b) / Double(1 << 30)) }
 

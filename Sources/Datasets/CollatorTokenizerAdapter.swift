@@ -5,8 +5,8 @@ import Tokenizers
 
 extension Tokenizer: CollatorTokenizer {
     public func encode(_ text: String, addSpecialTokens: Bool) throws -> [Int] {
-        // The ids-only path skips token strings and offsets (and the post-processor, needed only for BOS).
-        addSpecialTokens ? encodeIds(text, addSpecialTokens: true) : encodeIdsFast(text).map { Int($0) }
+        // The ids-only path skips token strings and offsets; it runs the post-processor (BOS) when asked.
+        encodeIdsFast(text, addSpecialTokens: addSpecialTokens).map { Int($0) }
     }
 
     public func encodeWithOffsets(_ text: String, addSpecialTokens: Bool) throws -> (ids: [Int], offsets: [Range<Int>]) {
