@@ -45,16 +45,39 @@ func runParquetBench(_ args: [String]) throws {
     // The same random rows for both readers.
     var indices: [Int] = []
     for _ in 0..<reads { indices.append(Int(rng.next() % UInt64(rows))) }
+    let python = ProcessInfo.processInfo.environment["SFTDECK_PYREF"] ?? "/work/pyref/bin/python"
+    let hasPython = FileManager.default.isExecutableFile(atPath: python)
+    try measureParquet(url: url, label: "SFTDeck-written (PLAIN, snappy, v1 pages)", indices: indices, group: group,
+                       imageBytes: imageBytes, python: hasPython ? python : nil)
+    guard hasPython else {
+        print("parquet: pyarrow reference skipped (no python at \(python); set SFTDECK_PYREF)")
+        return
+    }
+    // The same rows rewritten by pyarrow with its defaults (dictionary, snappy, 1 MiB v1 pages).
+    let copy = dir.appendingPathComponent("llava-pyarrow-copy.parquet")
+    defer { try? FileManager.default.removeItem(at: copy) }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: python)
+    p.arguments = ["-c", "import sys, pyarrow.parquet as pq; pq.write_table(pq.read_table(sys.argv[1]), sys.argv[2], row_group_size=int(sys.argv[3]))",
+                   url.path, copy.path, String(group)]
+    try p.run()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else { print("parquet: pyarrow rewrite failed"); return }
+    try measureParquet(url: copy, label: "pyarrow-written copy (dictionary, snappy)", indices: indices, group: group,
+                       imageBytes: imageBytes, python: python)
+}
 
+private func measureParquet(url: URL, label: String, indices: [Int], group: Int, imageBytes: Int, python: String?) throws {
     func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
     var opens: [Double] = []
     for _ in 0..<21 {
         let t = Date()
         let f = try ParquetFile(url: url)
-        precondition(f.rowCount == rows)
+        precondition(f.rowCount > 0)
         opens.append(Date().timeIntervalSince(t))
     }
     let file = try ParquetFile(url: url)
+    let rows = file.rowCount
     var cold: [Double] = []
     var checksum = 0
     for i in indices {
@@ -71,17 +94,17 @@ func runParquetBench(_ args: [String]) throws {
         _ = try file.row(min(neighbour, rows - 1))
         warm.append(Date().timeIntervalSince(t))
     }
+    precondition(checksum == indices.count * imageBytes)
     let swiftOpen = median(opens) * 1e3, swiftCold = median(cold) * 1e3, swiftWarm = median(warm) * 1e3
-    print(String(format: "parquet: SFTDeck open %.3f ms (median of 21), random row %.2f ms (median of %d, decodes the row group), neighbouring row %.3f ms",
-                 swiftOpen, swiftCold, reads, swiftWarm))
-    precondition(checksum == reads * imageBytes)
-
-    // pyarrow, same file, same rows.
-    let python = ProcessInfo.processInfo.environment["SFTDECK_PYREF"] ?? "/work/pyref/bin/python"
-    guard FileManager.default.isExecutableFile(atPath: python) else {
-        print("parquet: pyarrow reference skipped (no python at \(python); set SFTDECK_PYREF)")
-        return
+    print("parquet: \(label)")
+    if let leaf = file.schema.leaves.firstIndex(where: { file.schema.nodes[$0].name == "bytes" }) {
+        var counts: [String: Int] = [:]
+        for p in try file.pageSummary(rowGroup: 0, column: leaf) { counts[p, default: 0] += 1 }
+        print("  image column pages in row group 0: " + counts.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", "))
     }
+    print(String(format: "  SFTDeck: open %.3f ms (median of 21), random row %.2f ms (median of %d; decodes its row group), neighbouring row %.3f ms",
+                 swiftOpen, swiftCold, indices.count, swiftWarm))
+    guard let python else { return }
     let script = """
     import sys, time, json, statistics
     import pyarrow.parquet as pq
@@ -111,11 +134,10 @@ func runParquetBench(_ args: [String]) throws {
     p.waitUntilExit()
     guard p.terminationStatus == 0, let json = try? JSONSerialization.jsonObject(with: out) as? [String: Double],
           let pyOpen = json["open"], let pyCold = json["cold"] else {
-        print("parquet: pyarrow reference failed (status \(p.terminationStatus))")
+        print("  pyarrow reference failed (status \(p.terminationStatus))")
         return
     }
-    print(String(format: "parquet: pyarrow %@ open %.3f ms, random row %.2f ms (read_row_group + slice + to_pylist)",
-                 "26", pyOpen * 1e3, pyCold * 1e3))
-    print(String(format: "parquet: ratio SFTDeck/pyarrow: open %.2fx, random row %.2fx (below 1 = SFTDeck faster)",
+    print(String(format: "  pyarrow: open %.3f ms, random row %.2f ms (read_row_group + slice + to_pylist)", pyOpen * 1e3, pyCold * 1e3))
+    print(String(format: "  ratio SFTDeck/pyarrow: open %.2fx, random row %.2fx (below 1 = SFTDeck faster)",
                  swiftOpen / (pyOpen * 1e3), swiftCold / (pyCold * 1e3)))
 }

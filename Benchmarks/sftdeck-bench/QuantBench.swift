@@ -48,6 +48,8 @@ private func residentMemory() -> (rss: Int, peak: Int) {
     return (field("VmRSS:"), field("VmHWM:"))
 }
 
+// processCPUSeconds() (CPU seconds of the whole process) is shared with TensorBench.swift.
+
 private func gib(_ b: Int) -> String { String(format: "%.2f GiB", Double(b) / Double(1 << 30)) }
 
 /// A position-keyed generator (safe to call from any thread for any range): approximately
@@ -71,7 +73,7 @@ public func runQuantBench() {
     // 1. Quantise every linear, layer by layer, from the generator.
     var weights: [(String, NF4Weight)] = []
     var quantisedValues = 0
-    let t0 = Date()
+    let t0 = Date(), c0 = processCPUSeconds()
     var seed: UInt64 = 1
     func add(_ name: String, _ rows: Int, _ cols: Int) {
         let s = seed; seed &+= 1
@@ -87,11 +89,11 @@ public func runQuantBench() {
     for l in 0..<S.visionLayers {
         for (n, r, c) in S.visionLinears { add("vision_tower.layers.\(l).\(n)", r, c) }
     }
-    let quantSeconds = Date().timeIntervalSince(t0)
+    let quantSeconds = Date().timeIntervalSince(t0), quantCPU = processCPUSeconds() - c0
     let nf4Bytes = weights.reduce(0) { $0 + $1.1.storageBytes }
     let afterQuant = residentMemory()
-    print(String(format: "  %d linears, %.3f G values quantised in %.1f s (%.0f M values/s, generator included)",
-                 weights.count, Double(quantisedValues) / 1e9, quantSeconds, Double(quantisedValues) / quantSeconds / 1e6))
+    print(String(format: "  %d linears, %.3f G values generated + quantised in %.1f s wall, %.1f s CPU (%.0f M values per CPU-second)",
+                 weights.count, Double(quantisedValues) / 1e9, quantSeconds, quantCPU, Double(quantisedValues) / quantCPU / 1e6))
     print(String(format: "  NF4 storage %@ (%.3f bytes/value: 0.5 codes + %.4f scales); RSS %@ (+%@ over baseline), peak %@",
                  gib(nf4Bytes), Double(nf4Bytes) / Double(quantisedValues), Double(nf4Bytes) / Double(quantisedValues) - 0.5,
                  gib(afterQuant.rss), gib(afterQuant.rss - start.rss), gib(afterQuant.peak)))
@@ -116,10 +118,13 @@ public func runQuantBench() {
     let sampleValues = sample.reduce(0) { $0 + $1.count }
     let maxCols = sample.map(\.cols).max()!
     let tileValues = 1 << 19
+    /// Wall seconds per run (after a warm-up run); CPU seconds per run in `cpu`.
+    var cpu = 0.0
     func timeIt(_ repeats: Int, _ body: () -> Void) -> Double {
         body()  // warm-up
-        let t = Date()
+        let t = Date(), c = processCPUSeconds()
         for _ in 0..<repeats { body() }
+        cpu = (processCPUSeconds() - c) / Double(repeats)
         return Date().timeIntervalSince(t) / Double(repeats)
     }
     func dequantAll(threads: Int) {
@@ -137,6 +142,7 @@ public func runQuantBench() {
         }
     }
     let one = timeIt(3) { dequantAll(threads: 1) }
+    let oneCPU = cpu
     let two = timeIt(3) { dequantAll(threads: Parallel.coreCount) }
     // References on the same number of output values.
     let src16 = UnsafeMutablePointer<UInt16>.allocate(capacity: sampleValues)
@@ -147,8 +153,8 @@ public func runQuantBench() {
     let widen = timeIt(3) { convertBF16ToF32(src16, dst32, count: sampleValues) }
     let copy = timeIt(3) { memcpy(dst32, src32, sampleValues * 4) }
     let gv = Double(sampleValues) / 1e9
-    print(String(format: "  dequant NF4 -> fp32 (%.1f M values, %d-value tiles): 1 thread %.2f G values/s (%.1f GB/s fp32 out), %d threads %.2f G values/s",
-                 Double(sampleValues) / 1e6, tileValues, gv / one, gv * 4 / one, Parallel.coreCount, gv / two))
+    print(String(format: "  dequant NF4 -> fp32, bf16-rounded (%.1f M values, %d-value tiles): 1 thread %.2f G values/s wall (%.2f per CPU-second, %.1f GB/s fp32 out), %d threads %.2f G values/s wall",
+                 Double(sampleValues) / 1e6, tileValues, gv / one, gv / oneCPU, gv * 4 / one, Parallel.coreCount, gv / two))
     print(String(format: "  references, same values: bf16 -> fp32 widening %.2f G values/s, memcpy fp32 %.2f G values/s (%.1f GB/s); NF4 dequant = %.2fx widening, %.2fx memcpy",
                  gv / widen, gv / copy, gv * 8 / copy, widen / two, copy / two))
     print(String(format: "  a full pass over all %d quantised weights (one forward's worth of dequantisation) ≈ %.2f s on %d threads",

@@ -54,7 +54,8 @@ public final class CollatorPipeline {
         guard t.contains("<start_of_turn>"), t.contains("first_user_prefix"), t.contains("<start_of_image>") else {
             throw ProcessorError("\(dir.path): the chat template is not Gemma 3's; only Gemma 3's template is rendered natively so far")
         }
-        templateNote = t.contains("generation") ? "Gemma 3 training template (generation spans), rendered natively"
+        let marksGeneration = t.contains("{% generation") || t.contains("{%- generation")
+        templateNote = marksGeneration ? "Gemma 3 training template (generation spans), rendered natively"
                                                 : "Gemma 3 template, rendered natively (generation spans as TRL's gemma3_training.jinja)"
         var enc = SampleEncoder(tokenizer: tokenizer, renderer: Gemma3ChatFormat(bosToken: tokenizer.bosToken ?? "<bos>"),
                                 imageProcessor: try Gemma3ImageProcessor(config: imageConfig), tokens: tokens,

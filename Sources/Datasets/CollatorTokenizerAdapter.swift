@@ -5,7 +5,8 @@ import Tokenizers
 
 extension Tokenizer: CollatorTokenizer {
     public func encode(_ text: String, addSpecialTokens: Bool) throws -> [Int] {
-        encodeIds(text, addSpecialTokens: addSpecialTokens)
+        // The ids-only path skips token strings and offsets; it runs the post-processor (BOS) when asked.
+        encodeIdsFast(text, addSpecialTokens: addSpecialTokens).map { Int($0) }
     }
 
     public func encodeWithOffsets(_ text: String, addSpecialTokens: Bool) throws -> (ids: [Int], offsets: [Range<Int>]) {

@@ -17,7 +17,10 @@ public enum ImageReference: Sendable, Equatable {
 /// One row, formatted as TRL formats it for the chat template.
 public struct DatasetRow: Sendable {
     public var index: Int
+    /// The conversation (for prompt/completion rows: the prompt).
     public var messages: [ChatMessage]
+    /// TRL's conversational prompt/completion rows: the completion turns (nil for `messages` rows).
+    public var completion: [ChatMessage]? = nil
     /// The images in the order their `{"type": "image"}` parts appear.
     public var images: [ImageReference]
     /// References that could not be resolved (missing files, empty entries): left out of `images`,
@@ -55,7 +58,7 @@ enum RowFormatter {
     func imageReferences(_ raw: RowValue, source: String) -> [(String, ImageReference?)] {
         switch self {
         case .messages(let base):
-            return (raw["images"]?.list ?? []).map { resolveStoredImage($0, base: base) }
+            return (raw["images"]?.list ?? (raw["image"].map { [$0] } ?? [])).map { resolveStoredImage($0, base: base) }
         case .mmiu(let roots):
             return (raw["input_image_path"]?.list ?? []).map { p in
                 let s = p.string ?? ""
@@ -66,9 +69,30 @@ enum RowFormatter {
 }
 
 private func formatMessages(_ raw: RowValue, index: Int, base: URL, source: String) throws -> DatasetRow {
-    guard let list = raw["messages"]?.list else {
-        throw DatasetError(source: source, "row \(index) has no 'messages' list (fields: \(raw.fields?.map(\.name).joined(separator: ", ") ?? "none"))")
+    var completion: [ChatMessage]? = nil
+    let list: [RowValue]
+    if let m = raw["messages"]?.list {
+        list = m
+    } else if let prompt = raw["prompt"], let comp = raw["completion"] {
+        guard let p = prompt.list, let c = comp.list else {
+            throw DatasetError(source: source, "row \(index): prompt/completion must be lists of messages (conversational); plain-text prompts are not supported for vision models")
+        }
+        list = p
+        completion = try convertMessages(c, index: index, source: source)
+    } else {
+        throw DatasetError(source: source, "row \(index) has no 'messages' list and no 'prompt'/'completion' (fields: \(raw.fields?.map(\.name).joined(separator: ", ") ?? "none"))")
     }
+    let messages = try convertMessages(list, index: index, source: source)
+    var images: [ImageReference] = []
+    var missing: [String] = []
+    for item in raw["images"]?.list ?? (raw["image"].map { [$0] } ?? []) {
+        let (name, ref) = resolveStoredImage(item, base: base)
+        if let ref { images.append(ref) } else { missing.append(name) }
+    }
+    return DatasetRow(index: index, messages: messages, completion: completion, images: images, missingImages: missing, raw: raw)
+}
+
+private func convertMessages(_ list: [RowValue], index: Int, source: String) throws -> [ChatMessage] {
     var messages: [ChatMessage] = []
     for (t, m) in list.enumerated() {
         guard let role = m["role"]?.string else { throw DatasetError(source: source, "row \(index) message \(t) has no role") }
@@ -89,13 +113,7 @@ private func formatMessages(_ raw: RowValue, index: Int, base: URL, source: Stri
             throw DatasetError(source: source, "row \(index) message \(t) has content of an unknown shape")
         }
     }
-    var images: [ImageReference] = []
-    var missing: [String] = []
-    for item in raw["images"]?.list ?? [] {
-        let (name, ref) = resolveStoredImage(item, base: base)
-        if let ref { images.append(ref) } else { missing.append(name) }
-    }
-    return DatasetRow(index: index, messages: messages, images: images, missingImages: missing, raw: raw)
+    return messages
 }
 
 /// An `images` entry: bytes, a `{bytes, path}` struct (the datasets Image feature), or a path string.
@@ -127,4 +145,24 @@ private func formatMMIU(_ raw: RowValue, index: Int, roots: [URL], source: Strin
         ChatMessage(role: "assistant", parts: [.text(output)]),
     ]
     return DatasetRow(index: index, messages: messages, images: images, missingImages: missing, raw: raw)
+}
+
+extension ImageReference {
+    /// The encoded image bytes (reads the file for `.file`).
+    public func loadData() throws -> Data {
+        switch self {
+        case .bytes(let d): return d
+        case .file(let url):
+            do { return try Data(contentsOf: url) } catch {
+                throw DatasetError(source: url.path, "image cannot be read: \(error.localizedDescription)")
+            }
+        }
+    }
+}
+
+extension DatasetRow {
+    /// The collator's input: the conversation and the encoded bytes of each image, in placeholder order.
+    public func trainingSample() throws -> TrainingSample {
+        TrainingSample(row: index, messages: messages, completion: completion, images: try images.map { try $0.loadData() })
+    }
 }

@@ -135,10 +135,18 @@ public struct Gemma3ImageProcessor: Sendable {
         out.append(contentsOf: repeatElement(0, count: 3 * plane))
         r.pixels.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
-                for c in 0..<3 {
-                    lookup[c].withUnsafeBufferPointer { lut in
-                        let base = start + c * plane
-                        for i in 0..<plane { dst[base + i] = lut[Int(src[3 * i + c])] }
+                lookup[0].withUnsafeBufferPointer { l0 in
+                    lookup[1].withUnsafeBufferPointer { l1 in
+                        lookup[2].withUnsafeBufferPointer { l2 in
+                            let s = src.baseAddress!
+                            let d0 = dst.baseAddress! + start, d1 = d0 + plane, d2 = d1 + plane
+                            let t0 = l0.baseAddress!, t1 = l1.baseAddress!, t2 = l2.baseAddress!
+                            for i in 0..<plane {
+                                d0[i] = t0[Int(s[3 * i])]
+                                d1[i] = t1[Int(s[3 * i + 1])]
+                                d2[i] = t2[Int(s[3 * i + 2])]
+                            }
+                        }
                     }
                 }
             }

@@ -151,24 +151,25 @@ public enum PillowResize {
                 horiz.weights.withUnsafeBufferPointer { kk in
                     horiz.bounds.withUnsafeBufferPointer { bb in
                         let ks = horiz.kernelSize
-                        let half = 1 << (ResampleAxis.precisionBits - 1)
+                        let half = Int32(1 << (ResampleAxis.precisionBits - 1))
+                        let sp = src.baseAddress!, dp = dst.baseAddress!, kp = kk.baseAddress!
                         for yy in 0..<rows {
-                            let srcRow = (yy + firstRow) * inW * channels
-                            let dstRow = yy * outW * channels
+                            let srcRow = sp + (yy + firstRow) * inW * channels
+                            let dstRow = dp + yy * outW * channels
                             for xx in 0..<outW {
                                 let xmin = bb[xx * 2], xmax = bb[xx * 2 + 1]
-                                let kBase = xx * ks
+                                let k = kp + xx * ks
                                 var s0 = half, s1 = half, s2 = half
                                 var p = srcRow + xmin * channels
                                 for x in 0..<xmax {
-                                    let w = Int(kk[kBase + x])
-                                    s0 += Int(src[p]) * w
-                                    s1 += Int(src[p + 1]) * w
-                                    s2 += Int(src[p + 2]) * w
+                                    let w = k[x]
+                                    s0 = s0 &+ Int32(p[0]) &* w
+                                    s1 = s1 &+ Int32(p[1]) &* w
+                                    s2 = s2 &+ Int32(p[2]) &* w
                                     p += channels
                                 }
                                 let o = dstRow + xx * channels
-                                dst[o] = clip8(s0); dst[o + 1] = clip8(s1); dst[o + 2] = clip8(s2)
+                                o[0] = clip8(Int(s0)); o[1] = clip8(Int(s1)); o[2] = clip8(Int(s2))
                             }
                         }
                     }
@@ -178,29 +179,31 @@ public enum PillowResize {
         return RGBImage(width: outW, height: rows, pixels: tmp)
     }
 
-    /// Every column of `image` resampled to `outH` rows (bounds relative to image row 0).
+    /// Every column of `image` resampled to `outH` rows (bounds relative to image row 0). Accumulates whole
+    /// rows (tap outer, column inner: contiguous, vectorisable) in Int32 like Pillow's `int ss`.
     static func verticalPass(_ image: RGBImage, axis vert: ResampleAxis, outH: Int) -> RGBImage {
         let channels = 3, w = image.width
-        var out = [UInt8](repeating: 0, count: outH * w * channels)
+        let rowStride = w * channels
+        var out = [UInt8](repeating: 0, count: outH * rowStride)
+        var acc = [Int32](repeating: 0, count: rowStride)
         image.pixels.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
-                vert.weights.withUnsafeBufferPointer { kk in
-                    vert.bounds.withUnsafeBufferPointer { bb in
-                        let ks = vert.kernelSize
-                        let half = 1 << (ResampleAxis.precisionBits - 1)
-                        let rowStride = w * channels
-                        for yy in 0..<outH {
-                            let ymin = bb[yy * 2], ymax = bb[yy * 2 + 1]
-                            let kBase = yy * ks
-                            let dstRow = yy * rowStride
-                            for xc in 0..<rowStride {
-                                var s = half
-                                var p = ymin * rowStride + xc
+                acc.withUnsafeMutableBufferPointer { acc in
+                    vert.weights.withUnsafeBufferPointer { kk in
+                        vert.bounds.withUnsafeBufferPointer { bb in
+                            let ks = vert.kernelSize
+                            let half = Int32(1 << (ResampleAxis.precisionBits - 1))
+                            let s = src.baseAddress!, a = acc.baseAddress!, d = dst.baseAddress!
+                            for yy in 0..<outH {
+                                let ymin = bb[yy * 2], ymax = bb[yy * 2 + 1]
+                                for xc in 0..<rowStride { a[xc] = half }
                                 for y in 0..<ymax {
-                                    s += Int(src[p]) * Int(kk[kBase + y])
-                                    p += rowStride
+                                    let k = kk[yy * ks + y]
+                                    let row = s + (ymin + y) * rowStride
+                                    for xc in 0..<rowStride { a[xc] = a[xc] &+ Int32(row[xc]) &* k }
                                 }
-                                dst[dstRow + xc] = clip8(s)
+                                let o = d + yy * rowStride
+                                for xc in 0..<rowStride { o[xc] = clip8(Int(a[xc])) }
                             }
                         }
                     }

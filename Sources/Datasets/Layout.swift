@@ -86,12 +86,22 @@ final class ParquetShardStore: RowStore {
     var count: Int { starts[starts.count - 1] }
     var fieldDescriptions: [String] { files.first?.schema.fieldDescriptions ?? [] }
     private func locate(_ i: Int) -> (Int, Int) {
-        var k = 0
-        while k + 1 < starts.count - 1 && starts[k + 1] <= i { k += 1 }
-        return (k, i - starts[k])
+        var lo = 0, hi = starts.count - 1   // binary search: starts[lo] <= i < starts[hi]
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2
+            if starts[mid] <= i { lo = mid } else { hi = mid }
+        }
+        return (lo, i - starts[lo])
     }
+    /// The shard read last: only it keeps a decoded row group, so memory stays at one group however
+    /// many shards a shuffled pass visits.
+    private var lastShard = -1
     func raw(_ i: Int, fields: [String]?) throws -> RowValue {
         let (k, r) = locate(i)
+        if k != lastShard {
+            if lastShard >= 0 { files[lastShard].releaseCache() }
+            lastShard = k
+        }
         return try files[k].row(r, fields: fields)
     }
     func source(of i: Int) -> String { files[locate(i).0].url.path }
@@ -184,7 +194,10 @@ public final class Dataset: @unchecked Sendable {
     public func missingImageReport(rows: Range<Int>? = nil, maxExamples: Int = 5) throws -> MissingImageReport {
         let range = rows ?? 0..<count
         let column: String
-        switch formatter { case .messages: column = "images"; case .mmiu: column = "input_image_path" }
+        switch formatter {
+        case .messages: column = info.fields.contains { $0.hasPrefix("images:") } || !info.fields.contains { $0.hasPrefix("image:") } ? "images" : "image"
+        case .mmiu: column = "input_image_path"
+        }
         var report = MissingImageReport(rowsScanned: 0, rowsWithMissingImages: 0, missingImages: 0, examples: [])
         lock.lock(); defer { lock.unlock() }
         let hasColumn = info.fields.contains { $0.hasPrefix(column + ":") }

@@ -2,6 +2,10 @@ import Foundation
 
 /// One leaf column of one row group, fully decoded: levels for every slot, values for defined slots,
 /// and where each row starts in both (so any row of the group is assembled without a scan).
+/// Writers cap pages at about 20,000 rows; a page header claiming far more is hostile (RLE could
+/// otherwise expand a few bytes into gigabytes of levels).
+let maxValuesPerPage = 1 << 24
+
 final class DecodedLeafColumn {
     let maxDef: Int
     let maxRep: Int
@@ -32,11 +36,16 @@ final class DecodedLeafColumn {
             throw ParquetDecodeError("column type \(meta.type) differs from the schema's \(node.physicalType.map { "\($0)" } ?? "group")")
         }
         let typeLength = Int(node.typeLength ?? 0)
+        if col.values.kind == .binary, (meta.dictionaryPageOffset ?? 0) <= 0 {
+            // One allocation for the whole chunk (bounded: the metadata may lie).
+            col.values.bytes.reserveCapacity(Int(min(max(meta.totalUncompressedSize, 0), Int64(chunk.count) * 8, 1 << 30)))
+        }
         var dictionary: LeafValueStore? = nil
         var pos = 0
         var slotsRead = 0
         let expectedSlots = Int(meta.numValues)
-        guard expectedSlots >= 0 else { throw ParquetDecodeError("negative num_values") }
+        guard expectedSlots >= 0, expectedSlots <= Int(Int32.max) else { throw ParquetDecodeError("column claims \(meta.numValues) values") }
+        guard rowCount <= expectedSlots else { throw ParquetDecodeError("column holds \(expectedSlots) values for \(rowCount) rows") }
         var scratch: [UInt32] = []
         while slotsRead < expectedSlots {
             guard pos < chunk.count else {
@@ -74,6 +83,7 @@ final class DecodedLeafColumn {
                 let data = try decompress(body, codec: meta.codec, uncompressedSize: uncompressed)
                 let n = Int(dh.numValues)
                 guard n >= 0, n <= expectedSlots - slotsRead else { throw ParquetDecodeError("data page holds more values than its column") }
+                guard n <= maxValuesPerPage else { throw ParquetDecodeError("data page claims \(n) values (limit \(maxValuesPerPage))") }
                 try data.withUnsafeBytes { buf in
                     var p = 0
                     // v1: each level stream is RLE with a 4-byte length prefix.
@@ -102,6 +112,7 @@ final class DecodedLeafColumn {
                 guard let dh = header.dataPageV2 else { throw ParquetDecodeError("data page v2 without its header") }
                 let n = Int(dh.numValues)
                 guard n >= 0, n <= expectedSlots - slotsRead else { throw ParquetDecodeError("data page holds more values than its column") }
+                guard n <= maxValuesPerPage else { throw ParquetDecodeError("data page claims \(n) values (limit \(maxValuesPerPage))") }
                 let repLen = Int(dh.repLength), defLen = Int(dh.defLength)
                 guard repLen >= 0, defLen >= 0, repLen + defLen <= body.count else {
                     throw ParquetDecodeError("data page v2 level lengths pass the page")
@@ -168,15 +179,23 @@ final class DecodedLeafColumn {
             try values.appendGathered(from: dictionary, indices: scratch)
         case .rle where values.physical == .boolean:
             try values.appendRLEBooleans(buf, count: count)
+        case .deltaBinaryPacked:
+            try values.appendDeltaBinaryPacked(buf, count: count)
+        case .deltaLengthByteArray:
+            try values.appendDeltaLengthByteArray(buf, count: count)
+        case .deltaByteArray:
+            try values.appendDeltaByteArray(buf, count: count)
+        case .byteStreamSplit:
+            try values.appendByteStreamSplit(buf, count: count, typeLength: typeLength)
         default:
-            throw ParquetDecodeError("unsupported encoding \(encodingName(encoding)) (SFTDeck reads PLAIN, RLE_DICTIONARY, PLAIN_DICTIONARY; rewrite the file with pyarrow's defaults)")
+            throw ParquetDecodeError("unsupported encoding \(encodingName(encoding)) for a \(values.physical) column (SFTDeck reads PLAIN, RLE_DICTIONARY, PLAIN_DICTIONARY, RLE booleans, DELTA_*, BYTE_STREAM_SPLIT)")
         }
     }
 
     /// Finds where each row starts (a slot with repetition level 0 begins a row).
     private func indexRows(expected: Int) throws {
-        rowSlotStart.reserveCapacity(expected + 1)
-        rowValueStart.reserveCapacity(expected + 1)
+        rowSlotStart.reserveCapacity(min(expected, slotCount) + 1)
+        rowValueStart.reserveCapacity(min(expected, slotCount) + 1)
         var valueIndex: Int32 = 0
         let m = maxDef
         for s in 0..<slotCount {

@@ -30,6 +30,21 @@ public indirect enum RowValue: Sendable, Equatable {
         return fs.first { $0.name == name }?.value
     }
 
+    /// An indented multi-line rendering for the dataset browser: one line per field or list item,
+    /// nested values indented by two spaces; bytes by size, strings cut at `maxString`.
+    public func outline(maxString: Int = 120, name: String? = nil, depth: Int = 0) -> [String] {
+        let pad = String(repeating: "  ", count: depth)
+        let label = name.map { "\($0): " } ?? ""
+        switch self {
+        case .list(let items) where !items.isEmpty:
+            return [pad + label + "[\(items.count)]"] + items.enumerated().flatMap { $0.element.outline(maxString: maxString, name: "[\($0.offset)]", depth: depth + 1) }
+        case .record(let fs) where !fs.isEmpty:
+            return [pad + label + "{}"] + fs.flatMap { $0.value.outline(maxString: maxString, name: $0.name, depth: depth + 1) }
+        default:
+            return [pad + label + preview(maxString: maxString)]
+        }
+    }
+
     /// A compact one-line rendering for the dataset browser (bytes shown by size, long text cut).
     public func preview(maxString: Int = 80) -> String {
         switch self {

@@ -94,11 +94,15 @@ public enum ZipExtractor {
         for (entry, components) in entries {
             let target = components.reduce(folder) { $0.appendingPathComponent($1) }
             guard target.standardizedFileURL.path.hasPrefix(root + "/") else { throw fail("entry '\(entry.path)' escapes the target folder") }
-            if entry.type == .directory {
-                try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
-                continue
+            do {
+                if entry.type == .directory {
+                    try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+                    continue
+                }
+                try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            } catch {
+                throw fail("cannot create the folder for entry '\(entry.path)' (a file of the same name?)")
             }
-            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
             guard FileManager.default.createFile(atPath: target.path, contents: nil),
                   let out = FileHandle(forWritingAtPath: target.path) else { throw fail("cannot write \(target.path)") }
             defer { try? out.close() }

@@ -58,7 +58,7 @@ public final class Gemma3Model: @unchecked Sendable {
     public internal(set) var lora: LoRASettings?
     var rng = SeededRNG(seed: 42)
     /// Rows of logits per head+CE chunk (like TRL's chunked_nll) so (T, V) is never whole.
-    public var logitsChunkRows = 128
+    public var logitsChunkRows = 256
 
     public static func load(from dir: URL) throws -> Gemma3Model {
         let arch = try ArchitectureRegistry.load(configAt: dir.appendingPathComponent("config.json"))

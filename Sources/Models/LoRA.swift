@@ -145,6 +145,7 @@ extension Gemma3Model {
 
     /// Loads a PEFT adapter folder (adapter_config.json + adapter_model.safetensors, or .bin refused) onto
     /// this model: its LoRA A/B and modules_to_save tensors, trainable, ready to keep training or to generate.
+    /// On a model already wrapped with the same modules it replaces the values (checkpoint resume).
     public func loadAdapter(from dir: URL) throws {
         let cfgURL = dir.appendingPathComponent("adapter_config.json")
         guard let data = try? Data(contentsOf: cfgURL),
@@ -185,10 +186,18 @@ extension Gemma3Model {
         }
         // targets = the modules that carry lora_A in the file
         let loraModules = Set(byName.keys.filter { $0.hasSuffix(".lora_A.weight") }.map { String($0.dropLast(".lora_A.weight".count)) })
-        try applyLoRA(LoRASettings(r: s.r, alpha: s.alpha, dropout: s.dropout, targetModules: .names([]),
-                                   modulesToSave: s.modulesToSave, useRSLoRA: s.useRSLoRA, baseModelNameOrPath: s.baseModelNameOrPath),
-                      exactTargets: loraModules)
-        lora = s
+        if let current = lora {
+            // already wrapped (resuming a checkpoint): the same modules and rank, values replaced
+            let have = Set(loraLinears.map { $0.name })
+            guard have == loraModules, current.r == s.r else {
+                throw ModelError("\(stURL.path): adapter (r=\(s.r), \(loraModules.count) modules) does not match the applied one (r=\(current.r), \(have.count) modules)")
+            }
+        } else {
+            try applyLoRA(LoRASettings(r: s.r, alpha: s.alpha, dropout: s.dropout, targetModules: .names([]),
+                                       modulesToSave: s.modulesToSave, useRSLoRA: s.useRSLoRA, baseModelNameOrPath: s.baseModelNameOrPath),
+                          exactTargets: loraModules)
+            lora = s
+        }
         var problems: [String] = []
         for lin in loraLinears {
             let a = lin.lora!

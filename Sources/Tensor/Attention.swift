@@ -48,6 +48,20 @@ public struct AttentionMask: Sendable {
         return groups
     }
 
+    /// Gemma 3's mask for one layer type from the collator's `attention_mask` and `token_type_ids`
+    /// (both [B, L]): causal OR same-image block, AND the window on sliding layers, AND key padding.
+    public static func gemma3(slidingWindow: Int?, attentionMask: [Int32]?, tokenTypes: [Int32]?, batch: Int, length: Int) -> AttentionMask {
+        AttentionMask(causal: true, slidingWindow: slidingWindow, keyPadding: attentionMask,
+                      imageGroups: tokenTypes.map { imageGroupIDs(tokenTypes: $0, batch: batch, length: length) })
+    }
+
+    /// The [B, Lq, S] table of the predicate (1 = may attend), for inspection and tests.
+    public func allowedTable(batch: Int, queries: Int, keys: Int) -> [UInt8] {
+        var table = [UInt8](repeating: 0, count: batch * queries * keys)
+        table.withUnsafeMutableBufferPointer { if let p = $0.baseAddress { fill(p, batch: batch, queries: queries, keys: keys) } }
+        return table
+    }
+
     /// Writes the [B, Lq, S] allowed table (1 = may attend).
     func fill(_ allowed: UnsafeMutablePointer<UInt8>, batch: Int, queries: Int, keys: Int) {
         if let keyPadding { precondition(keyPadding.count == batch * keys, "AttentionMask: keyPadding has \(keyPadding.count) values for [\(batch), \(keys)]") }
@@ -75,61 +89,72 @@ public struct AttentionMask: Sendable {
 /// The value a masked score takes before the softmax (torch's additive mask uses finfo(fp32).min).
 public let attentionMaskedScore: Float = -Float.greatestFiniteMagnitude
 
-/// out = softmax(scale·q·kᵀ + mask)·v per head; query head j reads kv head j / (H / KV).
-/// - q: [B, L, H, D]; k, v: [B, S, KV, D]; out: [B, L, H, D];
-///   probs: [B, H, L, S] written (the attention probabilities, saved for the backward).
-public func attentionForward(out: Tensor, probs: Tensor, q: Tensor, k: Tensor, v: Tensor, scale: Float, mask: AttentionMask) {
-    let dims = attentionDims(q: q, k: k, v: v, probs: probs)
-    let (b, l, h, kvh, s, d) = dims
-    precondition(out.count == q.count, "attentionForward: out \(out.shape) vs q \(q.shape)")
-    let group = h / kvh
-    let pq = q.data, pk = k.data, pv = v.data, pp = probs.data, po = out.data
-    // 1. scores = scale · q_h · k_hᵀ, [L, S] per (batch, head)
-    for bi in 0..<b {
-        for hi in 0..<h {
-            sgemm(transposeA: false, transposeB: true, m: l, n: s, k: d, alpha: scale,
-                  a: pq + bi * l * h * d + hi * d, lda: h * d, b: pk + bi * s * kvh * d + (hi / group) * d, ldb: kvh * d,
-                  beta: 0, c: pp + (bi * h + hi) * l * s, ldc: s)
-        }
-    }
-    // 2. masked softmax over each row
-    let allowed = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, b * l * s))
-    defer { allowed.deallocate() }
-    mask.fill(allowed, batch: b, queries: l, keys: s)
-    Parallel.forEachChunk(count: b * h * l, grain: max(1, ParallelGrain.transcendental / max(1, s))) { rows in
-        for row in rows {
-            let bi = row / (h * l), i = row % l
-            let p = pp + row * s, a = allowed + (bi * l + i) * s
+extension AttentionMask {
+    /// True when every query may see every key (SigLIP): no mask table is built.
+    var allowsEverything: Bool { !causal && slidingWindow == nil && keyPadding == nil }
+}
+
+/// P [L, S] = softmax(scale·q_h·k_kvᵀ masked) for one (batch, head); `allowed` is the batch's [L, S]
+/// table or nil for no mask.
+func attentionProbabilities(_ p: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                            l: Int, s: Int, d: Int, ldq: Int, ldk: Int, scale: Float, allowed: UnsafePointer<UInt8>?) {
+    sgemm(transposeA: false, transposeB: true, m: l, n: s, k: d, alpha: scale, a: q, lda: ldq, b: k, ldb: ldk,
+          beta: 0, c: p, ldc: s)
+    Parallel.forEachChunk(count: l, grain: max(1, ParallelGrain.transcendental / max(1, s))) { rows in
+        for i in rows {
+            let row = p + i * s
+            guard let allowed else { softmaxRow(row, row, s); continue }
+            let a = allowed + i * s
             var m = -Float.infinity
-            for j in 0..<s where a[j] != 0 { m = max(m, p[j]) }
-            if m == -Float.infinity {            // fully masked: all scores equal the mask value → uniform
+            for j in 0..<s where a[j] != 0 { m = max(m, row[j]) }
+            if m == -Float.infinity {            // fully masked: all scores equal the mask value -> uniform
                 let u = 1 / Float(s)
-                for j in 0..<s { p[j] = u }
+                for j in 0..<s { row[j] = u }
                 continue
             }
             var sum: Float = 0
             for j in 0..<s {
-                let e: Float = a[j] != 0 ? expf(p[j] - m) : 0
-                p[j] = e; sum += e
+                let e: Float = a[j] != 0 ? expf(row[j] - m) : 0
+                row[j] = e; sum += e
             }
             let inv = 1 / sum
-            for j in 0..<s { p[j] *= inv }
-        }
-    }
-    // 3. out_h = P · v_h
-    for bi in 0..<b {
-        for hi in 0..<h {
-            sgemm(transposeA: false, transposeB: false, m: l, n: d, k: s, alpha: 1,
-                  a: pp + (bi * h + hi) * l * s, lda: s, b: pv + bi * s * kvh * d + (hi / group) * d, ldb: kvh * d,
-                  beta: 0, c: po + bi * l * h * d + hi * d, ldc: h * d)
+            for j in 0..<s { row[j] *= inv }
         }
     }
 }
 
-/// Backward of `attentionForward` (accumulates into dq, dk, dv):
+/// out = softmax(scale·q·kᵀ + mask)·v per head; query head j reads kv head j / (H / KV).
+/// - q: [B, L, H, D]; k, v: [B, S, KV, D]; out: [B, L, H, D];
+/// - probs: [B, H, L, S] to keep the attention probabilities for the backward, or nil to use a
+///   one-head [L, S] scratch instead (the backward then recomputes them: one more q·kᵀ per head, but
+///   SigLIP's 4096² × 16 heads need no 1 GB buffer per layer).
+public func attentionForward(out: Tensor, probs: Tensor?, q: Tensor, k: Tensor, v: Tensor, scale: Float, mask: AttentionMask) {
+    let (b, l, h, kvh, s, d) = attentionDims(q: q, k: k, v: v, probs: probs)
+    precondition(out.count == q.count, "attentionForward: out \(out.shape) vs q \(q.shape)")
+    let group = h / kvh
+    let pq = q.data, pk = k.data, pv = v.data, po = out.data
+    let allowed: UnsafeMutablePointer<UInt8>? = mask.allowsEverything ? nil : .allocate(capacity: max(1, b * l * s))
+    let scratch: UnsafeMutablePointer<Float>? = probs == nil ? .allocate(capacity: max(1, l * s)) : nil
+    defer { allowed?.deallocate(); scratch?.deallocate() }
+    if let allowed { mask.fill(allowed, batch: b, queries: l, keys: s) }
+    for bi in 0..<b {
+        for hi in 0..<h {
+            let p = probs.map { $0.data + (bi * h + hi) * l * s } ?? scratch!
+            let qOff = bi * l * h * d + hi * d, kvOff = bi * s * kvh * d + (hi / group) * d
+            attentionProbabilities(p, q: pq + qOff, k: pk + kvOff, l: l, s: s, d: d, ldq: h * d, ldk: kvh * d,
+                                   scale: scale, allowed: allowed.map { UnsafePointer($0 + bi * l * s) })
+            // out_h [L, D] = P [L, S] · v_kv [S, D]
+            sgemm(transposeA: false, transposeB: false, m: l, n: d, k: s, alpha: 1, a: p, lda: s,
+                  b: pv + kvOff, ldb: kvh * d, beta: 0, c: po + qOff, ldc: h * d)
+        }
+    }
+}
+
+/// Backward of `attentionForward` (accumulates into dq, dk, dv; pass the same `probs`, or nil to
+/// recompute them):
 /// dP = dO·vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)) (0 on masked entries, whose score is a constant),
 /// dq += scale·dS·k, dk += scale·dSᵀ·q, dv += Pᵀ·dO — kv-head gradients summed over their query heads.
-public func attentionBackward(dq: Tensor?, dk: Tensor?, dv: Tensor?, dout: Tensor, probs: Tensor,
+public func attentionBackward(dq: Tensor?, dk: Tensor?, dv: Tensor?, dout: Tensor, probs: Tensor?,
                               q: Tensor, k: Tensor, v: Tensor, scale: Float, mask: AttentionMask) {
     let (b, l, h, kvh, s, d) = attentionDims(q: q, k: k, v: v, probs: probs)
     precondition(dout.count == q.count, "attentionBackward: dout \(dout.shape) vs q \(q.shape)")
@@ -137,15 +162,24 @@ public func attentionBackward(dq: Tensor?, dk: Tensor?, dv: Tensor?, dout: Tenso
     if let dk { precondition(dk.count == k.count, "attentionBackward: dk \(dk.shape) vs k \(k.shape)") }
     if let dv { precondition(dv.count == v.count, "attentionBackward: dv \(dv.shape) vs v \(v.shape)") }
     let group = h / kvh
-    let pq = q.data, pk = k.data, pv = v.data, pp = probs.data, pg = dout.data
-    let allowed = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, b * l * s))
+    let pq = q.data, pk = k.data, pv = v.data, pg = dout.data
+    let allowed: UnsafeMutablePointer<UInt8>? = mask.allowsEverything ? nil : .allocate(capacity: max(1, b * l * s))
     let ds = UnsafeMutablePointer<Float>.allocate(capacity: max(1, l * s))
-    defer { allowed.deallocate(); ds.deallocate() }
-    mask.fill(allowed, batch: b, queries: l, keys: s)
+    let scratch: UnsafeMutablePointer<Float>? = probs == nil ? .allocate(capacity: max(1, l * s)) : nil
+    defer { allowed?.deallocate(); ds.deallocate(); scratch?.deallocate() }
+    if let allowed { mask.fill(allowed, batch: b, queries: l, keys: s) }
     for bi in 0..<b {
+        let allowedB = allowed.map { UnsafePointer($0 + bi * l * s) }
         for hi in 0..<h {
-            let p = pp + (bi * h + hi) * l * s
             let qOff = bi * l * h * d + hi * d, kvOff = bi * s * kvh * d + (hi / group) * d
+            let p: UnsafePointer<Float>
+            if let probs {
+                p = UnsafePointer(probs.data + (bi * h + hi) * l * s)
+            } else {
+                attentionProbabilities(scratch!, q: pq + qOff, k: pk + kvOff, l: l, s: s, d: d, ldq: h * d, ldk: kvh * d,
+                                       scale: scale, allowed: allowedB)
+                p = UnsafePointer(scratch!)
+            }
             if let dv {   // dv_kv [S, D] += Pᵀ [S, L] · dO_h [L, D]
                 sgemm(transposeA: true, transposeB: false, m: s, n: d, k: l, alpha: 1, a: p, lda: s,
                       b: pg + qOff, ldb: h * d, beta: 1, c: dv.data + kvOff, ldc: kvh * d)
@@ -156,10 +190,14 @@ public func attentionBackward(dq: Tensor?, dk: Tensor?, dv: Tensor?, dout: Tenso
                   b: pv + kvOff, ldb: kvh * d, beta: 0, c: ds, ldc: s)
             Parallel.forEachChunk(count: l, grain: rowGrain(s)) { rows in
                 for i in rows {
-                    let pr = p + i * s, dr = ds + i * s, a = allowed + (bi * l + i) * s
-                    var dot: Float = 0
-                    for j in 0..<s { dot += pr[j] * dr[j] }
-                    for j in 0..<s { dr[j] = a[j] != 0 ? pr[j] * (dr[j] - dot) : 0 }
+                    let pr = p + i * s, dr = ds + i * s
+                    let dot = rowDot(pr, dr, s)
+                    if let allowedB {
+                        let a = allowedB + i * s
+                        for j in 0..<s { dr[j] = a[j] != 0 ? pr[j] * (dr[j] - dot) : 0 }
+                    } else {
+                        for j in 0..<s { dr[j] = pr[j] * (dr[j] - dot) }
+                    }
                 }
             }
             if let dq {   // dq_h [L, D] += scale · dS [L, S] · k_kv [S, D]
@@ -174,7 +212,7 @@ public func attentionBackward(dq: Tensor?, dk: Tensor?, dv: Tensor?, dout: Tenso
     }
 }
 
-func attentionDims(q: Tensor, k: Tensor, v: Tensor, probs: Tensor) -> (Int, Int, Int, Int, Int, Int) {
+func attentionDims(q: Tensor, k: Tensor, v: Tensor, probs: Tensor?) -> (Int, Int, Int, Int, Int, Int) {
     precondition(q.rank == 4 && k.rank == 4 && v.rank == 4,
                  "attention: q \(q.shape), k \(k.shape), v \(v.shape) should be [B, L, H, D] and [B, S, KV, D]")
     let b = q.shape[0], l = q.shape[1], h = q.shape[2], d = q.shape[3]
@@ -182,6 +220,6 @@ func attentionDims(q: Tensor, k: Tensor, v: Tensor, probs: Tensor) -> (Int, Int,
     precondition(k.shape == v.shape && k.shape[0] == b && k.shape[3] == d,
                  "attention: k \(k.shape) and v \(v.shape) should be [\(b), S, KV, \(d)]")
     precondition(kvh > 0 && h % kvh == 0, "attention: \(h) query heads not a multiple of \(kvh) kv heads")
-    precondition(probs.count == b * h * l * s, "attention: probs \(probs.shape) should be [\(b), \(h), \(l), \(s)]")
+    if let probs { precondition(probs.count == b * h * l * s, "attention: probs \(probs.shape) should be [\(b), \(h), \(l), \(s)]") }
     return (b, l, h, kvh, s, d)
 }

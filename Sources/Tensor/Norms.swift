@@ -20,9 +20,7 @@ public func rmsNormForward(out: Tensor, rstd: Tensor?, _ x: Tensor, weight: Tens
     Parallel.forEachChunk(count: n, grain: rowGrain(d)) { rows in
         for r in rows {
             let xr = px + r * d, yr = po + r * d
-            var ss: Double = 0
-            for j in 0..<d { let v = Double(xr[j]); ss += v * v }
-            let variance = Float(ss / Double(d))
+            let variance = Float(rowSumOfSquares(xr, d) / Double(d))
             let s = 1 / (variance + eps).squareRoot()
             pr?[r] = s
             if let pw {
@@ -47,8 +45,8 @@ public func rmsNormBackward(dx: Tensor?, dweight: Tensor?, dout: Tensor, _ x: Te
             for r in rows {
                 let xr = px + r * d, gr = pg + r * d, dr = pdx + r * d
                 let s = pr[r]
-                var dot: Float = 0
-                if let pw { for j in 0..<d { dot += gr[j] * (1 + pw[j]) * xr[j] } } else { for j in 0..<d { dot += gr[j] * xr[j] } }
+                // Σ dy·(1 + w)·x = Σ dy·x + Σ dy·w·x
+                let dot = pw.map { rowDot(gr, xr, d) + rowDot3(gr, $0, xr, d) } ?? rowDot(gr, xr, d)
                 let c = dot * s * s * s / Float(d)
                 if let pw {
                     for j in 0..<d { dr[j] += s * (1 + pw[j]) * gr[j] - xr[j] * c }
@@ -98,11 +96,8 @@ public func layerNormForward(out: Tensor, mean: Tensor?, rstd: Tensor?, _ x: Ten
     Parallel.forEachChunk(count: n, grain: rowGrain(d)) { rows in
         for r in rows {
             let xr = px + r * d, yr = po + r * d
-            var sum: Double = 0
-            for j in 0..<d { sum += Double(xr[j]) }
-            let mu = sum / Double(d)
-            var sq: Double = 0
-            for j in 0..<d { let c = Double(xr[j]) - mu; sq += c * c }
+            let mu = rowSum(xr, d) / Double(d)
+            let sq = rowCenteredSumOfSquares(xr, d, mean: mu)
             let m = Float(mu)
             let s = 1 / (Float(sq / Double(d)) + eps).squareRoot()
             pm?[r] = m

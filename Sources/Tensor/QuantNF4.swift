@@ -153,6 +153,23 @@ public final class NF4Weight: LinearWeight, @unchecked Sendable {
         return UInt8(truncatingIfNeeded: i)
     }
 
+    /// A first guess of the code from 512 uniform bins over [-1, 1]: guess[i] = number of thresholds
+    /// below the bin start -1 + i/256. Thresholds are at least 0.08 apart and bins 0.004 wide, so the
+    /// true code differs from the guess by at most one, which two comparisons settle exactly.
+    static let codeGuess: [UInt8] = (0...512).map { i in
+        let start = -1 + Double(i) / 256
+        return UInt8(BitsAndBytesMaps.nf4Thresholds.filter { Double($0) < start }.count)
+    }
+
+    /// `nf4Code` through the bin table (same result for every value in [-1, 1]).
+    @inline(__always) static func nf4CodeFast(_ c: Float, _ t: UnsafePointer<Float>, _ guess: UnsafePointer<UInt8>) -> UInt8 {
+        let bin = min(512, max(0, Int((c + 1) * 256)))
+        var code = Int(guess[bin])
+        if code < 15 && c > t[code] { code += 1 }
+        if code > 0 && !(c > t[code - 1]) { code -= 1 }
+        return UInt8(truncatingIfNeeded: code)
+    }
+
     /// Quantises the blocks covering elements [e0, e1) whose values are at `src`; `absmax` points at
     /// the first of these blocks' slots, `packed` at the whole packed array.
     static func quantizeBlocks(_ src: UnsafePointer<Float>, firstElement e0: Int, elementEnd e1: Int, total n: Int,
@@ -161,34 +178,64 @@ public final class NF4Weight: LinearWeight, @unchecked Sendable {
         let bs = blockSize
         var lo = e0
         var slot = 0
-        while lo < e1 {
-            let hi = min(e1, lo + bs)
-            let x = src + (lo - e0)
-            let len = hi - lo
-            var m: Float = 0
-            for i in 0..<len { m = max(m, abs(x[i])) }
-            absmax[slot] = m
-            let safe = max(m, Float(1e-38))
-            // torch: a full block multiplies by the reciprocal, the partial last one divides.
-            let full = len == bs
-            let inv = 1 / safe
-            @inline(__always) func scaled(_ v: Float) -> Float {
-                let s = full ? v * inv : v / safe
-                return min(max(s, -1), 1)
+        codeGuess.withUnsafeBufferPointer { guess in
+            while lo < e1 {
+                let hi = min(e1, lo + bs)
+                let x = src + (lo - e0)
+                if hi - lo == bs {
+                    absmax[slot] = quantizeFullBlock(x, into: packed + (lo >> 1), thresholds: t, guess: guess.baseAddress!)
+                } else {
+                    absmax[slot] = quantizePartialBlock(x, count: hi - lo, into: packed + (lo >> 1), thresholds: t)
+                }
+                lo = hi
+                slot += 1
             }
-            var i = 0
-            while i + 1 < len {
-                let hiCode = nf4Code(scaled(x[i]), t), loCode = nf4Code(scaled(x[i + 1]), t)
-                packed[(lo + i) >> 1] = hiCode << 4 | loCode
-                i += 2
-            }
-            if i < len {  // odd total: the last byte's low nibble is the code of the zero padding
-                packed[(lo + i) >> 1] = nf4Code(scaled(x[i]), t) << 4 | nf4Code(0, t)
-            }
-            lo = hi
-            slot += 1
         }
         _ = n
+    }
+
+    /// A full 64-value block: absmax (8 lanes at a time), then x · (1/absmax) clamped to [-1, 1] and
+    /// its code, two per byte. Returns absmax.
+    @inline(__always)
+    static func quantizeFullBlock(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<UInt8>,
+                                  thresholds t: UnsafePointer<Float>, guess: UnsafePointer<UInt8>) -> Float {
+        // Eight running maxima (independent chains), then their maximum: exact in any order.
+        var m0: Float = 0, m1: Float = 0, m2: Float = 0, m3: Float = 0, m4: Float = 0, m5: Float = 0, m6: Float = 0, m7: Float = 0
+        for j in 0..<8 {
+            let p = x + 8 * j
+            let a0 = p[0].magnitude, a1 = p[1].magnitude, a2 = p[2].magnitude, a3 = p[3].magnitude
+            let a4 = p[4].magnitude, a5 = p[5].magnitude, a6 = p[6].magnitude, a7 = p[7].magnitude
+            m0 = a0 > m0 ? a0 : m0; m1 = a1 > m1 ? a1 : m1; m2 = a2 > m2 ? a2 : m2; m3 = a3 > m3 ? a3 : m3
+            m4 = a4 > m4 ? a4 : m4; m5 = a5 > m5 ? a5 : m5; m6 = a6 > m6 ? a6 : m6; m7 = a7 > m7 ? a7 : m7
+        }
+        m0 = m1 > m0 ? m1 : m0; m2 = m3 > m2 ? m3 : m2; m4 = m5 > m4 ? m5 : m4; m6 = m7 > m6 ? m7 : m6
+        m0 = m2 > m0 ? m2 : m0; m4 = m6 > m4 ? m6 : m4
+        let absmax = m4 > m0 ? m4 : m0  // starts from +0, so an all-zero block gives +0 as torch does
+        let inv = 1 / max(absmax, Float(1e-38))
+        for j in 0..<(blockSize / 2) {
+            var a = x[2 * j] * inv, b = x[2 * j + 1] * inv
+            a = a < -1 ? -1 : (a > 1 ? 1 : a)
+            b = b < -1 ? -1 : (b > 1 ? 1 : b)
+            out[j] = nf4CodeFast(a, t, guess) << 4 | nf4CodeFast(b, t, guess)
+        }
+        return absmax
+    }
+
+    /// The partial last block: torch divides by absmax here instead of multiplying by its reciprocal,
+    /// and an odd total pads the last byte's low nibble with the code of 0.
+    static func quantizePartialBlock(_ x: UnsafePointer<Float>, count len: Int, into out: UnsafeMutablePointer<UInt8>,
+                                     thresholds t: UnsafePointer<Float>) -> Float {
+        var m: Float = 0
+        for i in 0..<len { m = max(m, abs(x[i])) }
+        let safe = max(m, Float(1e-38))
+        @inline(__always) func code(_ v: Float) -> UInt8 { nf4Code(min(max(v / safe, -1), 1), t) }
+        var i = 0
+        while i + 1 < len {
+            out[i >> 1] = code(x[i]) << 4 | code(x[i + 1])
+            i += 2
+        }
+        if i < len { out[i >> 1] = code(x[i]) << 4 | nf4Code(0, t) }
+        return m
     }
 
     /// The fp32 scale of block `b` (after undoing double quantisation).
@@ -208,52 +255,79 @@ public final class NF4Weight: LinearWeight, @unchecked Sendable {
         dequantize(elements: (rowRange.lowerBound * cols)..<(rowRange.upperBound * cols), into: dst)
     }
 
+    /// For each packed byte, its two NF4 values (high nibble first).
+    static let pairTable: [SIMD2<Float>] = (0..<256).map { SIMD2(BitsAndBytesMaps.nf4[$0 >> 4], BitsAndBytesMaps.nf4[$0 & 15]) }
+
     /// Writes the dequantised values of the flat element range into `dst`. Safe to call
     /// concurrently (read-only state).
     public func dequantize(elements: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
         let lo = elements.lowerBound, hi = elements.upperBound
         guard hi > lo else { return }
+        precondition(lo >= 0 && hi <= count, "dequantize \(elements) of \(count) values")
         let bs = Self.blockSize
-        BitsAndBytesMaps.nf4.withUnsafeBufferPointer { nf4p in
-            packed.withUnsafeBufferPointer { pkb in
-                let nf4 = nf4p.baseAddress!, pk = pkb.baseAddress!
-                let out = dst - lo
-                func run(_ scale: (Int) -> Float) {
-                    var e = lo
-                    while e < hi {
-                        let b = e / bs
-                        let end = min(hi, (b + 1) * bs)
-                        let s = scale(b)
-                        var k = e
-                        if k & 1 == 1 { out[k] = nf4[Int(pk[k >> 1] & 15)] * s; k += 1 }
-                        while k + 1 < end {
-                            let byte = pk[k >> 1]
-                            out[k] = nf4[Int(byte >> 4)] * s
-                            out[k + 1] = nf4[Int(byte & 15)] * s
-                            k += 2
+        let roundTo = dtype
+        Self.pairTable.withUnsafeBufferPointer { pairs in
+            BitsAndBytesMaps.nf4.withUnsafeBufferPointer { nf4p in
+                packed.withUnsafeBufferPointer { pkb in
+                    let nf4 = nf4p.baseAddress!, pk = pkb.baseAddress!, pt = pairs.baseAddress!
+                    let out = dst - lo
+                    func run(_ scale: (Int) -> Float) {
+                        var e = lo
+                        while e < hi {
+                            let b = e / bs
+                            let start = b * bs
+                            let end = min(hi, start + bs)
+                            let s = scale(b)
+                            if e == start && end == start + bs && s.isFinite {
+                                // Whole block: one table load, multiply and store per byte.
+                                let raw = UnsafeMutableRawPointer(out + start)
+                                let bytes = pk + (start >> 1)
+                                let sv = SIMD2<Float>(repeating: s)
+                                switch roundTo {
+                                case .f32:
+                                    for j in 0..<(bs / 2) { raw.storeBytes(of: pt[Int(bytes[j])] * sv, toByteOffset: 8 * j, as: SIMD2<Float>.self) }
+                                case .bf16:
+                                    // Round to nearest even on the bit pattern (values are finite here).
+                                    for j in 0..<(bs / 2) {
+                                        let u = unsafeBitCast(pt[Int(bytes[j])] * sv, to: SIMD2<UInt32>.self)
+                                        let r = (u &+ 0x7FFF &+ ((u &>> 16) & 1)) & 0xFFFF_0000
+                                        raw.storeBytes(of: r, toByteOffset: 8 * j, as: SIMD2<UInt32>.self)
+                                    }
+                                case .f16:
+                                    for j in 0..<(bs / 2) {
+                                        let v = pt[Int(bytes[j])] * sv
+                                        raw.storeBytes(of: SIMD2(float(fromF16Bits: f16Bits(fromFloat: v[0])), float(fromF16Bits: f16Bits(fromFloat: v[1]))),
+                                                       toByteOffset: 8 * j, as: SIMD2<Float>.self)
+                                    }
+                                }
+                            } else {
+                                for k in e..<end {
+                                    let byte = pk[k >> 1]
+                                    let v = nf4[Int((k & 1) == 0 ? byte >> 4 : byte & 15)] * s
+                                    switch roundTo {
+                                    case .f32: out[k] = v
+                                    case .bf16: out[k] = float(fromBF16Bits: bf16Bits(fromFloat: v))
+                                    case .f16: out[k] = float(fromF16Bits: f16Bits(fromFloat: v))
+                                    }
+                                }
+                            }
+                            e = end
                         }
-                        if k < end { out[k] = nf4[Int(pk[k >> 1] >> 4)] * s }
-                        e = end
                     }
-                }
-                switch scales {
-                case .plain(let a):
-                    a.withUnsafeBufferPointer { ap in run { ap[$0] } }
-                case .nested(let c, let a2, let offset, let code):
-                    c.withUnsafeBufferPointer { cp in
-                        a2.withUnsafeBufferPointer { a2p in
-                            code.withUnsafeBufferPointer { codep in
-                                run { b in codep[Int(cp[b])] * a2p[b >> 8] + offset }
+                    switch scales {
+                    case .plain(let a):
+                        a.withUnsafeBufferPointer { ap in run { ap[$0] } }
+                    case .nested(let c, let a2, let offset, let code):
+                        c.withUnsafeBufferPointer { cp in
+                            a2.withUnsafeBufferPointer { a2p in
+                                code.withUnsafeBufferPointer { codep in
+                                    run { b in codep[Int(cp[b])] * a2p[b >> 8] + offset }
+                                }
                             }
                         }
                     }
                 }
             }
-        }
-        switch dtype {
-        case .f32: break
-        case .bf16: for i in 0..<(hi - lo) { dst[i] = float(fromBF16Bits: bf16Bits(fromFloat: dst[i])) }
-        case .f16: for i in 0..<(hi - lo) { dst[i] = float(fromF16Bits: f16Bits(fromFloat: dst[i])) }
         }
     }
 

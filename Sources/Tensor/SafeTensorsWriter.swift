@@ -48,7 +48,7 @@ public struct SafeTensorsWriter {
     public mutating func add(_ name: String, dtype: SafeTensorsDType, shape: [Int], source: Source) throws {
         let n = try SafeTensorsWriter.elementCount(name, shape) * dtype.byteSize
         if case .bytes(let b) = source, b.count != n {
-            throw SafeTensorsError(path: name, problem: "\(dtype.rawValue) shape \(shape) needs \(n) bytes, got \(b.count)")
+            throw SafeTensorsError(path: "safetensors writer", problem: "tensor '\(name)': \(dtype.rawValue) shape \(shape) needs \(n) bytes, got \(b.count)")
         }
         try add(name, dtype: dtype, shape: shape, byteCount: n, source: source)
     }
@@ -57,7 +57,7 @@ public struct SafeTensorsWriter {
     public mutating func add(_ name: String, floats: [Float], shape: [Int], as dtype: SafeTensorsDType = .F32) throws {
         let n = try SafeTensorsWriter.elementCount(name, shape)
         guard n == floats.count else {
-            throw SafeTensorsError(path: name, problem: "shape \(shape) has \(n) elements, got \(floats.count) values")
+            throw SafeTensorsError(path: "safetensors writer", problem: "tensor '\(name)': shape \(shape) has \(n) elements, got \(floats.count) values")
         }
         var bytes = [UInt8](repeating: 0, count: n * dtype.byteSize)
         switch dtype {
@@ -76,7 +76,7 @@ public struct SafeTensorsWriter {
                 for i in 0..<n { dst.storeBytes(of: Double(floats[i]), toByteOffset: 8 * i, as: Double.self) }
             }
         default:
-            throw SafeTensorsError(path: name, problem: "cannot store floats as \(dtype.rawValue)")
+            throw SafeTensorsError(path: "safetensors writer", problem: "tensor '\(name)': cannot store floats as \(dtype.rawValue)")
         }
         try add(name, dtype: dtype, shape: shape, byteCount: bytes.count, source: .bytes(bytes))
     }
@@ -85,12 +85,12 @@ public struct SafeTensorsWriter {
     public mutating func add(_ name: String, int64s: [Int64], shape: [Int], as dtype: SafeTensorsDType = .I64) throws {
         let n = try SafeTensorsWriter.elementCount(name, shape)
         guard n == int64s.count else {
-            throw SafeTensorsError(path: name, problem: "shape \(shape) has \(n) elements, got \(int64s.count) values")
+            throw SafeTensorsError(path: "safetensors writer", problem: "tensor '\(name)': shape \(shape) has \(n) elements, got \(int64s.count) values")
         }
         var bytes = [UInt8](repeating: 0, count: n * dtype.byteSize)
         func fits(_ lo: Int64, _ hi: Int64) throws {
             if let bad = int64s.first(where: { $0 < lo || $0 > hi }) {
-                throw SafeTensorsError(path: name, problem: "value \(bad) does not fit in \(dtype.rawValue)")
+                throw SafeTensorsError(path: "safetensors writer", problem: "tensor '\(name)': value \(bad) does not fit in \(dtype.rawValue)")
             }
         }
         try bytes.withUnsafeMutableBytes { dst in
@@ -101,24 +101,24 @@ public struct SafeTensorsWriter {
             case .I8: try fits(-128, 127); for i in 0..<n { dst.storeBytes(of: Int8(int64s[i]), toByteOffset: i, as: Int8.self) }
             case .U8: try fits(0, 255); for i in 0..<n { dst.storeBytes(of: UInt8(int64s[i]), toByteOffset: i, as: UInt8.self) }
             case .BOOL: try fits(0, 1); for i in 0..<n { dst.storeBytes(of: UInt8(int64s[i]), toByteOffset: i, as: UInt8.self) }
-            default: throw SafeTensorsError(path: name, problem: "cannot store integers as \(dtype.rawValue)")
+            default: throw SafeTensorsError(path: "safetensors writer", problem: "tensor '\(name)': cannot store integers as \(dtype.rawValue)")
             }
         }
         try add(name, dtype: dtype, shape: shape, byteCount: bytes.count, source: .bytes(bytes))
     }
 
     private mutating func add(_ name: String, dtype: SafeTensorsDType, shape: [Int], byteCount: Int, source: Source) throws {
-        guard name != "__metadata__" else { throw SafeTensorsError(path: name, problem: "'__metadata__' is reserved") }
-        guard names.insert(name).inserted else { throw SafeTensorsError(path: name, problem: "tensor name added twice") }
+        guard name != "__metadata__" else { throw SafeTensorsError(path: "safetensors writer", problem: "tensor '\(name)': '__metadata__' is reserved") }
+        guard names.insert(name).inserted else { throw SafeTensorsError(path: "safetensors writer", problem: "tensor '\(name)': tensor name added twice") }
         entries.append(Entry(name: name, dtype: dtype, shape: shape, byteCount: byteCount, source: source))
     }
 
     static func elementCount(_ name: String, _ shape: [Int]) throws -> Int {
         var n = 1
         for d in shape {
-            guard d >= 0 else { throw SafeTensorsError(path: name, problem: "negative dimension in shape \(shape)") }
+            guard d >= 0 else { throw SafeTensorsError(path: "safetensors writer", problem: "tensor '\(name)': negative dimension in shape \(shape)") }
             let (m, o) = n.multipliedReportingOverflow(by: d)
-            guard !o else { throw SafeTensorsError(path: name, problem: "shape \(shape) overflows") }
+            guard !o else { throw SafeTensorsError(path: "safetensors writer", problem: "tensor '\(name)': shape \(shape) overflows") }
             n = m
         }
         return n

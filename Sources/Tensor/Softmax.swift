@@ -15,8 +15,7 @@ public func softmaxForward(out: Tensor, _ x: Tensor) {
 
 @inline(__always) func softmaxRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ d: Int) {
     if d == 0 { return }
-    var m = -Float.infinity
-    for j in 0..<d { m = max(m, x[j]) }
+    let m = rowMax(x, d)
     var sum: Float = 0
     for j in 0..<d { let e = expf(x[j] - m); y[j] = e; sum += e }
     let inv = 1 / sum
@@ -31,8 +30,7 @@ public func softmaxBackward(dx: Tensor, dout: Tensor, out: Tensor) {
     Parallel.forEachChunk(count: n, grain: rowGrain(d)) { rows in
         for r in rows {
             let yr = py + r * d, gr = pg + r * d, dr = pd + r * d
-            var dot: Float = 0
-            for j in 0..<d { dot += gr[j] * yr[j] }
+            let dot = rowDot(gr, yr, d)
             for j in 0..<d { dr[j] += yr[j] * (gr[j] - dot) }
         }
     }
@@ -108,12 +106,11 @@ public func crossEntropyBackward(dlogits: Tensor, logits: Tensor, targets: [Int3
                 let x = pl + r * v, g = pd + r * v
                 if t == ignoreIndex { for j in 0..<v { g[j] = 0 }; continue }
                 precondition(t >= 0 && Int(t) < v, "crossEntropyBackward: target \(t) at row \(r) outside 0..<\(v)")
-                var m = -Float.infinity
-                for j in 0..<v { m = max(m, x[j]) }
+                let m = rowMax(x, v)
                 var sum: Double = 0
-                for j in 0..<v { sum += Double(expf(x[j] - m)) }
-                let inv = Float(1 / sum)
-                for j in 0..<v { g[j] = scale * expf(x[j] - m) * inv }
+                for j in 0..<v { let e = expf(x[j] - m); g[j] = e; sum += Double(e) }   // g may alias x
+                let factor = Float(Double(scale) / sum)
+                for j in 0..<v { g[j] *= factor }
                 g[Int(t)] -= scale
             }
         }

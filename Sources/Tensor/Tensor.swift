@@ -41,8 +41,10 @@
 /// **Sequence ops**: `embeddingForward/Backward` (ids `[Int32]`, padding index gets no gradient),
 /// `RotaryEmbedding` (inv_freq with linear scaling, cos/sin from fp32 positions) with
 /// `ropeForward/Backward` (rotate-half, [B, L, H, D]), `attentionForward/Backward` (grouped KV heads,
-/// q [B, L, H, D], k/v [B, S, KV, D], probabilities [B, H, L, S] saved; `AttentionMask`: causal,
-/// sliding window `q-k < window`, key padding, bidirectional image groups).
+/// q [B, L, H, D], k/v [B, S, KV, D], probabilities [B, H, L, S] saved, or nil to recompute them per
+/// head in the backward; `AttentionMask`: causal, sliding window `q-k < window`, key padding,
+/// bidirectional image groups, query offset for cached keys; `AttentionMask.gemma3(slidingWindow:
+/// attentionMask:tokenTypes:batch:length:)` builds a Gemma 3 layer's mask from the collator's arrays).
 ///
 /// **Vision** (`Vision.swift`): `patchEmbedForward/Backward` (conv stride = kernel, with bias, output
 /// [N, patches, E] in row-major patch order), `avgPool2dForward/Backward` (kernel = stride, channels
@@ -51,9 +53,14 @@
 /// **Storage formats** (`Half.swift`): `BFloat16Bits`/f16 conversions (f32→bf16 round-to-nearest-even
 /// exactly as torch), bulk `convertBF16ToF32`, `convertF32ToBF16`, `convertF16ToF32`, `convertF32ToF16`.
 ///
+/// **Fast math** (`FastMath.swift`): `tanhFloat`/`tanhFloat4` (evaluated in Double, ≤ 1 ulp).
+///
 /// **Threads** (`Parallel.swift`): `Parallel.forEachChunk(count:grain:_:)` splits element/row loops
-/// with `DispatchQueue.concurrentPerform` above a size threshold; BLAS uses both cores.
-/// `BLASRuntime.reexecWithBestKernelIfNeeded()` picks the right OpenBLAS kernel at start.
+/// with `DispatchQueue.concurrentPerform` above a size threshold (`forEachFixedChunk` for reductions
+/// that must not depend on the core count); BLAS uses both cores.
+/// `BLASRuntime.reexecWithBestKernelIfNeeded()` picks the right OpenBLAS kernel at start
+/// (`kernelToForce(coreName:cpuFlags:environment:)` is the pure decision, `recommendedKernel()` its
+/// value for this process).
 import Foundation
 
 /// Owns one aligned fp32 buffer. Views of a tensor share it.
@@ -192,18 +199,10 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Sum of all elements, accumulated in Double.
-    public func sum() -> Double {
-        var s = 0.0
-        for i in 0..<count { s += Double(data[i]) }
-        return s
-    }
+    public func sum() -> Double { rowSum(data, count) }
 
     /// Sum of squares, accumulated in Double (for gradient norms).
-    public func sumOfSquares() -> Double {
-        var s = 0.0
-        for i in 0..<count { let v = Double(data[i]); s += v * v }
-        return s
-    }
+    public func sumOfSquares() -> Double { rowSumOfSquares(data, count) }
 
     /// Deterministic pseudo-random normal values (mean 0, standard deviation `std`), for tests and init.
     public static func randomNormal(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {

@@ -146,18 +146,40 @@ indirect enum PostProcessor {
         }
     }
 
+    /// The ids the single-sequence template puts before and after the text (for the ids-only path).
+    var surroundingIds: (prefix: [Int32], suffix: [Int32]) {
+        switch self {
+        case .byteLevel: return ([], [])
+        case .sequence(let list):
+            var p: [Int32] = [], s: [Int32] = []
+            for x in list { let (a, b) = x.surroundingIds; p = a + p; s += b }
+            return (p, s)
+        case .template(let single, _, let specials):
+            var p: [Int32] = [], s: [Int32] = []
+            var seen = false
+            for piece in single {
+                switch piece {
+                case .sequence: seen = true
+                case .special(let name, _): if seen { s += specials[name]?.ids ?? [] } else { p += specials[name]?.ids ?? [] }
+                }
+            }
+            return (p, s)
+        }
+    }
+
     func process(_ e: inout Encoding, addSpecialTokens: Bool) {
         switch self {
         case .sequence(let list): for p in list { p.process(&e, addSpecialTokens: addSpecialTokens) }
         case .byteLevel(let trim, let addPrefix):
             guard trim else { return }
             let space = ByteLevel.byteToScalar[0x20]
-            for i in 0..<e.ids.count where !e.specialTokensMask[i] {
+            // tokenizers' process_offsets: leading and trailing spaces counted independently over the whole token.
+            for i in 0..<e.ids.count {
                 let s = Array(e.tokens[i].unicodeScalars)
                 var lead = 0
                 while lead < s.count && (s[lead].value == space || s[lead].properties.isWhitespace) { lead += 1 }
                 var trail = 0
-                while trail < s.count - lead && (s[s.count - 1 - trail].value == space || s[s.count - 1 - trail].properties.isWhitespace) { trail += 1 }
+                while trail < s.count && (s[s.count - 1 - trail].value == space || s[s.count - 1 - trail].properties.isWhitespace) { trail += 1 }
                 var (a, b) = e.offsets[i]
                 if lead > 0 {
                     if (i == 0 || a == 0) && addPrefix && lead == 1 { lead = 0 }

@@ -191,10 +191,23 @@ enum ByteLevel {
             let v = t.scalars[i]
             let a = t.starts[i], b = t.ends[i]
             if v < 0x80 { s.append(byteToScalar[Int(v)]); st.append(a); en.append(b); continue }
-            for byte in Unicode.Scalar(v).map({ Array(String($0).utf8) }) ?? [] {
-                s.append(byteToScalar[Int(byte)]); st.append(a); en.append(b)
+            var bytes: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
+            let n = utf8Encode(v, &bytes)
+            withUnsafeBytes(of: &bytes) { p in
+                for k in 0..<n { s.append(byteToScalar[Int(p[k])]); st.append(a); en.append(b) }
             }
         }
         return NormalizedText(scalars: s, starts: st, ends: en)
     }
+}
+
+/// UTF-8 bytes of a scalar into `out`; returns how many.
+@inline(__always) func utf8Encode(_ v: UInt32, _ out: inout (UInt8, UInt8, UInt8, UInt8)) -> Int {
+    if v < 0x80 { out.0 = UInt8(v); return 1 }
+    if v < 0x800 { out.0 = UInt8(0xC0 | (v >> 6)); out.1 = UInt8(0x80 | (v & 0x3F)); return 2 }
+    if v < 0x10000 {
+        out.0 = UInt8(0xE0 | (v >> 12)); out.1 = UInt8(0x80 | ((v >> 6) & 0x3F)); out.2 = UInt8(0x80 | (v & 0x3F)); return 3
+    }
+    out.0 = UInt8(0xF0 | (v >> 18)); out.1 = UInt8(0x80 | ((v >> 12) & 0x3F)); out.2 = UInt8(0x80 | ((v >> 6) & 0x3F)); out.3 = UInt8(0x80 | (v & 0x3F))
+    return 4
 }

@@ -73,6 +73,7 @@ public final class Tokenizer: @unchecked Sendable {
     private var normalizedTrie = TokenTrie()
     private let byteLevelModelInput: Bool
     private var decodedContent: [Int: String] = [:]
+    private var fastByteLevelSplit: SplitRegex? = nil
 
     /// What tokenizer_config.json (and the folder) says on top of tokenizer.json.
     public var bosToken: String?
@@ -89,24 +90,35 @@ public final class Tokenizer: @unchecked Sendable {
 
     public init(tokenizerJSON data: Data, source: String = "tokenizer.json") throws {
         sourceDescription = source
-        let any: Any
-        do { any = try parseJSON(data) }
-        catch { throw TokenizerError("\(source): not valid JSON (\(error.localizedDescription))") }
-        guard let root = any as? JSONObject else { throw TokenizerError("\(source): top level must be an object") }
-        guard let m = root.object("model") else { throw TokenizerError("\(source): no \"model\" object") }
-        let type = m.string("type") ?? (m["merges"] != nil ? "BPE" : "")
+        let doc = try FastJSON(data, source: source)
+        guard case .object = doc.root else { throw TokenizerError("\(source): top level must be an object") }
+        guard let modelNode = doc.member(doc.root, "model"), case .object = modelNode,
+              let m = doc.foundation(modelNode, skipping: ["vocab", "merges"]) as? JSONObject else {
+            throw TokenizerError("\(source): no \"model\" object")
+        }
+        let root = doc.foundation(doc.root, skipping: ["model"]) as! JSONObject
+        let type = m.string("type") ?? (doc.member(modelNode, "merges") != nil ? "BPE" : "")
         guard type == "BPE" else { throw TokenizerError("\(source): model type \"\(type)\" is not supported (only BPE)") }
         func wrap<T>(_ what: String, _ f: () throws -> T) throws -> T {
             do { return try f() } catch let e as TokenizerError {
                 throw e.description.hasPrefix(source) ? e : TokenizerError("\(source): \(what): \(e.description)")
             }
         }
-        model = try BPEModel(json: m, file: source)
+        model = try BPEModel(json: m, doc: doc, vocabNode: doc.member(modelNode, "vocab"), mergesNode: doc.member(modelNode, "merges"), file: source)
         normalizer = try wrap("normalizer") { try root.object("normalizer").map { try Normalizer(json: $0) } }
         preTokenizer = try wrap("pre_tokenizer") { try root.object("pre_tokenizer").map { try PreTokenizer(json: $0) } }
         postProcessor = try wrap("post_processor") { try root.object("post_processor").map { try PostProcessor(json: $0, file: source) } }
         decoder = try wrap("decoder") { try root.object("decoder").map { try TokenDecoder(json: $0) } }
         byteLevelModelInput = preTokenizer?.producesBytes ?? false
+        // The usual ByteLevel layouts get a fused split + byte-map loop with reused buffers.
+        switch preTokenizer {
+        case .byteLevel(addPrefixSpace: false, useRegex: true)?: fastByteLevelSplit = try SplitRegex(SplitRegex.gpt2Pattern)
+        case .sequence(let l)? where l.count == 2:
+            if case .split(.regex(let r), .isolated, invert: false) = l[0], case .byteLevel(addPrefixSpace: false, useRegex: false) = l[1] {
+                if case .icu = r.kind {} else { fastByteLevelSplit = r }
+            }
+        default: break
+        }
         var list: [AddedToken] = []
         for (i, t) in (root.array("added_tokens") ?? []).enumerated() {
             guard let o = t as? JSONObject, let id = o.int("id"), let c = o.string("content") else {
@@ -155,7 +167,7 @@ public final class Tokenizer: @unchecked Sendable {
 
     public func tokenToId(_ token: String) -> Int? {
         if let k = addedByContent[token] { return addedTokens[k].id }
-        return model.vocab[token].map(Int.init)
+        return model.id(of: token).map(Int.init)
     }
     public func idToToken(_ id: Int) -> String? {
         if let k = addedById[id] { return decodedContent[k] ?? addedTokens[k].content }
@@ -227,7 +239,41 @@ public final class Tokenizer: @unchecked Sendable {
         return out
     }
 
+    /// Split by the regex, map each piece to the byte alphabet in a reused buffer, tokenize: no per-piece arrays.
+    private func byteLevelPieces(_ t: NormalizedText, _ r: SplitRegex, _ body: (_ units: [UInt32], _ unitSource: [Int32]) -> Void) {
+        var units: [UInt32] = [], src: [Int32] = []
+        units.reserveCapacity(64); src.reserveCapacity(64)
+        let table = ByteLevel.byteToScalar
+        for m in r.matches(t.scalars) {
+            units.removeAll(keepingCapacity: true); src.removeAll(keepingCapacity: true)
+            for k in m {
+                let v = t.scalars[k]
+                if v < 0x80 { units.append(table[Int(v)]); src.append(Int32(k)); continue }
+                var bytes: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
+                let n = utf8Encode(v, &bytes)
+                withUnsafeBytes(of: &bytes) { p in for q in 0..<n { units.append(table[Int(p[q])]); src.append(Int32(k)) } }
+            }
+            body(units, src)
+        }
+    }
+
     private func encodePlain(_ t: NormalizedText, _ e: inout Encoding, _ buf: inout [Int32]) {
+        if let r = fastByteLevelSplit {
+            byteLevelPieces(t, r) { units, src in
+                buf.removeAll(keepingCapacity: true)
+                model.tokenize(units, into: &buf)
+                var i = 0
+                while i < buf.count {
+                    let id = Int(buf[i]), a = Int(buf[i + 1]), b = Int(buf[i + 2])
+                    e.ids.append(id)
+                    e.tokens.append(model.idToToken[id] ?? "")
+                    e.offsets.append(a < b ? (Int(t.starts[Int(src[a])]), Int(t.ends[Int(src[b - 1])])) : (0, 0))
+                    e.specialTokensMask.append(false)
+                    i += 3
+                }
+            }
+            return
+        }
         let pieces = preTokenizer.map { $0.run([t]) } ?? [t]
         for p in pieces where !p.isEmpty {
             buf.removeAll(keepingCapacity: true)
@@ -244,9 +290,10 @@ public final class Tokenizer: @unchecked Sendable {
         }
     }
 
-    /// Fast path for benchmarks and bulk work: ids only, no token strings or offsets.
-    public func encodeIdsFast(_ text: String) -> [Int32] {
-        var out: [Int32] = []
+    /// Fast path for bulk work: the same ids as `encode(text, addSpecialTokens:)`, without token strings or offsets.
+    public func encodeIdsFast(_ text: String, addSpecialTokens: Bool = true) -> [Int32] {
+        let around = addSpecialTokens ? (postProcessor?.surroundingIds ?? ([], [])) : ([], [])
+        var out: [Int32] = around.0
         var buf: [Int32] = []
         let input = scalarsOf(text)
         for seg in splitAdded(NormalizedText(input[...], offset: 0), trie: rawTrie) {
@@ -258,6 +305,15 @@ public final class Tokenizer: @unchecked Sendable {
                     switch seg2 {
                     case .token(let k, _, _, _): out.append(Int32(addedTokens[k].id))
                     case .text(let t2):
+                        if let r = fastByteLevelSplit {
+                            byteLevelPieces(t2, r) { units, _ in
+                                buf.removeAll(keepingCapacity: true)
+                                model.tokenize(units, into: &buf)
+                                var i = 0
+                                while i < buf.count { out.append(buf[i]); i += 3 }
+                            }
+                            continue
+                        }
                         for p in preTokenizer.map({ $0.run([t2]) }) ?? [t2] where !p.isEmpty {
                             buf.removeAll(keepingCapacity: true)
                             model.tokenize(p.scalars[...], into: &buf)
@@ -268,6 +324,7 @@ public final class Tokenizer: @unchecked Sendable {
                 }
             }
         }
+        out += around.1
         return out
     }
 

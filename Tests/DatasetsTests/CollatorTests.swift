@@ -183,6 +183,17 @@ final class CollatorTests: XCTestCase {
 
     /// Lengths in the vision policy (from llava.vision.json): row 0 31 tokens with its image run at 6...11,
     /// row 2 20 tokens with the run at 6...11.
+    /// TRL inserts image parts for string-content rows; the other policies report the mismatch.
+    func testTRLPlacesImagesForStringContent() throws {
+        let img = try Data(contentsOf: dir.appendingPathComponent("images/llava0.png"))
+        let s = TrainingSample(row: 3, messages: [ChatMessage(role: "user", text: "Hi"), ChatMessage(role: "assistant", text: "Hello")], images: [img, img])
+        let placed = SampleEncoder.trlPlaceImages(s)
+        XCTAssertEqual(placed.messages[0].content, .parts([.image, .image, .text("Hi")]))
+        XCTAssertEqual(placed.messages[1].content, .text("Hello"))
+        let (enc, _, _) = try encoder(LabelPolicy(masking: .vision))
+        XCTAssertThrowsError(try enc.encode(s)) { XCTAssertTrue("\($0)".hasPrefix("row 3: the text has 0 <start_of_image> placeholders but the row has 2 images"), "\($0)") }
+    }
+
     func testMaxLengthNeverCutsAnImageRun() throws {
         let (_, collator, rows) = try encoder(LabelPolicy())
         let all = try samples("llava", rows)

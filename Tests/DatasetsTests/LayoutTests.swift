@@ -56,6 +56,12 @@ final class LayoutTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("has no split 'validation' (splits: train, test)"), "\($0)")
         }
         XCTAssertEqual(try train.missingImageReport().missingImages, 0)
+        // Rows across both shards, back and forth (a shard switch drops the other shard's cache).
+        for i in [8, 0, 5, 4, 8, 1] { XCTAssertEqual(try train.row(i).messages, expectedMessages(want[i]), "row \(i)") }
+        let outline = try train.rawRow(0).outline()
+        XCTAssertEqual(outline.first, "{}")
+        XCTAssertTrue(outline.contains { $0.hasPrefix("  images: [1]") }, outline.joined(separator: "\n"))
+        XCTAssertTrue(outline.contains { $0.contains("bytes: <") && $0.hasSuffix(" bytes>") }, outline.joined(separator: "\n"))
     }
 
     func testSplitFolders() throws {
@@ -151,6 +157,21 @@ final class LayoutTests: XCTestCase {
         }
         // The folder form picks the split file by name.
         XCTAssertEqual(try Dataset.open(fixturesURL("layouts/trl_json").path).info.split, "train")
+    }
+
+    func testPromptCompletionRowsAndTrainingSamples() throws {
+        let dir = tmp!
+        try Data([1, 2, 3]).write(to: dir.appendingPathComponent("a.png"))
+        let line = #"{"prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q?"}]}], "completion": [{"role": "assistant", "content": "A."}], "images": ["a.png"]}"#
+        try (line + "\n" + #"{"prompt": "plain", "completion": "text"}"# + "\n").write(to: dir.appendingPathComponent("pc.jsonl"), atomically: true, encoding: .utf8)
+        let d = try Dataset.open(dir.appendingPathComponent("pc.jsonl").path)
+        let row = try d.row(0)
+        XCTAssertEqual(row.messages, [ChatMessage(role: "user", parts: [.image, .text("Q?")])])
+        XCTAssertEqual(row.completion, [ChatMessage(role: "assistant", text: "A.")])
+        let sample = try row.trainingSample()
+        XCTAssertEqual(sample.images, [Data([1, 2, 3])])
+        XCTAssertEqual(sample.placeholderCount, 1)
+        XCTAssertThrowsError(try d.row(1)) { XCTAssertTrue("\($0)".contains("plain-text prompts are not supported"), "\($0)") }
     }
 
     func testBadJSONLNamesTheLine() throws {

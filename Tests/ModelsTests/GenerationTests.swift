@@ -36,6 +36,29 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(s.caches[1].count, ids.count, "full layer keeps all")
     }
 
+    /// With two images in the prefill (bidirectional blocks, sliding window 6 shorter than the prompt), cached
+    /// steps equal full forwards over the growing sequence.
+    func testCachedStepsWithImagesEqualFullForward() throws {
+        let dir = fixturesDir("mm_gqa2_bf16_sharded")
+        let model = try Gemma3Model.load(from: dir)
+        let b = try Reference(dir).batch()
+        let L = b.attentionMask!.prefix(b.seqLen).reduce(0) { $0 + Int($1) }
+        var ids = Array(b.inputIDs.prefix(L))
+        let tt = Array(b.tokenTypeIDs!.prefix(L))
+        let px = Array(b.pixelValues!.prefix(b.pixelValues!.count / b.numImages * 2))
+        let s = GenerationSession(model: model)
+        var last = try s.step(ids, tokenTypeIDs: tt, pixelValues: px, numImages: 2)
+        let V = model.text.vocabSize
+        for next: Int32 in [7, 250, 31] {
+            let full = try model.evaluate(ModelBatch(batchSize: 1, seqLen: ids.count, inputIDs: ids,
+                                                     tokenTypeIDs: tt + [Int32](repeating: 0, count: ids.count - L),
+                                                     pixelValues: px, numImages: 2), returnLogits: true).logits!
+            XCTAssertLessThan(relErr(last, Array(full.suffix(V))), 1e-5)
+            ids.append(next)
+            last = try s.step([next])
+        }
+    }
+
     func testSamplingIsSeededAndRespectsTopK() throws {
         let logits: [Float] = [0, 5, 4.5, -1, 3]
         var r1 = SeededRNG(seed: 7), r2 = SeededRNG(seed: 7)

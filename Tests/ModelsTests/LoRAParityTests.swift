@@ -96,3 +96,65 @@ final class LoRAParityTests: XCTestCase {
         XCTAssertLessThan(relErr(ev.logits!, try ref.floats("logits")), 1e-4)
     }
 }
+
+final class CheckpointingAndDropoutTests: XCTestCase {
+    func grads(_ m: Gemma3Model) -> [[Float]] { m.trainableParameters.map { Array($0.grad) } }
+
+    /// Gradient checkpointing recomputes each layer (with the same dropout masks): identical gradients.
+    func testCheckpointingGivesSameGradients() throws {
+        let batch = try Reference(fixturesDir("mm_gqa1")).batch()
+        var results: [[[Float]]] = []
+        var losses: [Double] = []
+        for ckpt in [false, true] {
+            let m = try Gemma3Model.load(from: fixturesDir("mm_gqa1"))
+            try m.applyLoRA(LoRASettings(r: 4, alpha: 8, dropout: 0.1, targetModules: .allLinear, modulesToSave: ["lm_head"]), seed: 3)
+            for p in m.trainableParameters where p.name.contains("lora_B") { for i in 0..<p.count { p.value[i] = Float(i % 7) * 0.01 - 0.03 } }
+            m.seedDropout(9)
+            m.zeroGrad()
+            losses.append(try m.forwardBackward(batch, gradScale: 0.1, gradientCheckpointing: ckpt).lossSum)
+            results.append(grads(m))
+        }
+        XCTAssertEqual(losses[0], losses[1])
+        for (a, b) in zip(results[0], results[1]) { XCTAssertEqual(a, b) }
+    }
+
+    /// Dropout on the adapter input changes the loss in train mode only; eval is deterministic.
+    func testDropoutOnlyInTrainMode() throws {
+        let batch = try Reference(fixturesDir("mm_gqa1")).batch()
+        let m = try Gemma3Model.load(from: fixturesDir("mm_gqa1"))
+        try m.applyLoRA(LoRASettings(r: 4, alpha: 8, dropout: 0.5, targetModules: .allLinear), seed: 3)
+        for p in m.trainableParameters where p.name.contains("lora_B") { for i in 0..<p.count { p.value[i] = 0.05 } }
+        let e1 = try m.evaluate(batch).lossSum, e2 = try m.evaluate(batch).lossSum
+        XCTAssertEqual(e1, e2)
+        let t1 = try m.forwardBackward(batch, gradScale: 0).lossSum, t2 = try m.forwardBackward(batch, gradScale: 0).lossSum
+        XCTAssertNotEqual(t1, e1)
+        XCTAssertNotEqual(t1, t2)
+    }
+
+    /// gradScale multiplies every gradient (the trainer's 1/num_items_in_batch).
+    func testGradScaleIsLinear() throws {
+        let batch = try Reference(fixturesDir("text_gqa4")).batch()
+        let m = try Gemma3Model.load(from: fixturesDir("text_gqa4"))
+        m.enableFullFineTuning()
+        m.zeroGrad(); _ = try m.forwardBackward(batch, gradScale: 1)
+        let g1 = grads(m)
+        m.zeroGrad(); _ = try m.forwardBackward(batch, gradScale: 0.25)
+        for (a, b) in zip(g1, grads(m)) { XCTAssertLessThan(relErr(b.map { $0 * 4 }, a, floor: 1e-6), 1e-5) }
+    }
+}
+
+final class MergeTests: XCTestCase {
+    /// LoRA folded into the base weights (and the copies untied) gives PEFT's logits from a plain checkpoint.
+    func testMergedWeightsReproducePEFTLogits() throws {
+        let m = try Gemma3Model.load(from: fixturesDir("mm_gqa1"))
+        try m.loadAdapter(from: fixturesDir("lora_mm_gqa1").appendingPathComponent("adapter"))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sftdeck-merged-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try m.saveWeights(to: ProcessInfo.processInfo.environment["SFTDECK_KEEP_MERGED"].map { URL(fileURLWithPath: $0) } ?? dir)
+        if ProcessInfo.processInfo.environment["SFTDECK_KEEP_MERGED"] != nil { try m.saveWeights(to: dir) }
+        let merged = try Gemma3Model.load(from: dir)
+        XCTAssertFalse(merged.text.tieWordEmbeddings)
+        let ev = try merged.evaluate(try Reference(fixturesDir("mm_gqa1")).batch(), returnLogits: true)
+        XCTAssertLessThan(relErr(ev.logits!, try Reference(fixturesDir("lora_mm_gqa1")).floats("logits")), 1e-4)
+    }
+}

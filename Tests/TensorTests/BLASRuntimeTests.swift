@@ -38,4 +38,13 @@ final class BLASRuntimeTests: XCTestCase {
         XCTAssertEqual(BLASRuntime.cpuFlags(cpuinfo: "/nonexistent/cpuinfo"), [])
         XCTAssertFalse(BLASRuntime.coreName.isEmpty)
     }
+
+    /// The tests must measure and compute on the kernel a user of `sftdeck` gets (issue 2). XCTest cannot
+    /// re-execute itself, so the test command must put OPENBLAS_CORETYPE in the environment where the
+    /// binary would re-execute; this fails when it did not.
+    func testTestsRunOnTheKernelAUserGets() {
+        if let better = BLASRuntime.recommendedKernel() {
+            XCTFail("tests run on OpenBLAS kernel \(BLASRuntime.coreName) but sftdeck would use \(better): set OPENBLAS_CORETYPE=\(better) in the test command")
+        }
+    }
 }

@@ -120,6 +120,18 @@ final class KernelGradientTests: XCTestCase {
         assertClose(dx, finiteDifferenceGradient(doubles(x)) { weightedSum(Ref.gelu($0), g) }, tol: Tol.backward, "gelu dx")
     }
 
+    /// The 4-lane loop and the scalar tail compute the same arithmetic: one element at a time equals the batch.
+    func testGeluVectorAndScalarPathsAgree() {
+        let x = Tensor.randomNormal([4099], seed: 43, std: 3), y = Tensor(zeros: [4099])
+        geluTanhForward(out: y, x)
+        let dx = Tensor(zeros: [4099]); geluTanhBackward(dx: dx, dout: x, x)
+        for i in stride(from: 0, to: 4099, by: 37) {
+            let one = Tensor(shape: [1], [x.data[i]]), o = Tensor(zeros: [1]), d = Tensor(zeros: [1])
+            geluTanhForward(out: o, one); geluTanhBackward(dx: d, dout: one, one)
+            XCTAssertEqual(o.data[0], y.data[i]); XCTAssertEqual(d.data[0], dx.data[i])
+        }
+    }
+
     func testDropoutSeededInvertedAndMaskReused() {
         let n = 50_000, p: Float = 0.25
         let x = Tensor(shape: [n], repeating: 2)
@@ -172,8 +184,9 @@ final class KernelGradientTests: XCTestCase {
 
     // MARK: norms and softmax
 
-    func testRMSNormGemma() {
-        let d = 6
+    func testRMSNormGemma() { for d in [6, 19] { checkRMSNorm(d: d) } }   // 19: 8-lane loops and tails
+
+    func checkRMSNorm(d: Int) {
         let x = Tensor.randomNormal([4, d], seed: 20), w = Tensor.randomNormal([d], seed: 21, std: 0.5)
         let out = Tensor(zeros: x.shape), rstd = Tensor(zeros: [4])
         rmsNormForward(out: out, rstd: rstd, x, weight: w, eps: 1e-6)
@@ -186,8 +199,9 @@ final class KernelGradientTests: XCTestCase {
         assertClose(dw, finiteDifferenceGradient(wd) { weightedSum(Ref.rmsNorm(xd, $0, d: d, eps: 1e-6), g) }, tol: Tol.backward, "rmsnorm dw")
     }
 
-    func testLayerNorm() {
-        let d = 5
+    func testLayerNorm() { for d in [5, 19] { checkLayerNorm(d: d) } }
+
+    func checkLayerNorm(d: Int) {
         let x = Tensor.randomNormal([3, d], seed: 23), w = Tensor.randomNormal([d], seed: 24), b = Tensor.randomNormal([d], seed: 25)
         let out = Tensor(zeros: x.shape), mean = Tensor(zeros: [3]), rstd = Tensor(zeros: [3])
         layerNormForward(out: out, mean: mean, rstd: rstd, x, weight: w, bias: b, eps: 1e-6)
@@ -201,8 +215,9 @@ final class KernelGradientTests: XCTestCase {
         assertClose(db, finiteDifferenceGradient(bd) { weightedSum(Ref.layerNorm(xd, wd, $0, d: d, eps: 1e-6), g) }, tol: Tol.backward, "layernorm db")
     }
 
-    func testSoftmax() {
-        let d = 7
+    func testSoftmax() { for d in [7, 21] { checkSoftmax(d: d) } }
+
+    func checkSoftmax(d: Int) {
         let x = Tensor.randomNormal([3, d], seed: 27, std: 3)
         let out = Tensor(zeros: x.shape)
         softmaxForward(out: out, x)
@@ -272,13 +287,13 @@ final class KernelGradientTests: XCTestCase {
     /// and a fully masked row (a padded key 0 seen by nothing else in a non-causal layout is not
     /// possible with causal masks, so one test case uses padding on every key a query could see).
     func testAttentionGQAWithMasks() {
-        let b = 2, l = 7, h = 4, kv = 2, d = 3
-        let tokenTypes: [Int32] = [0, 1, 1, 1, 0, 1, 1,
-                                   0, 0, 1, 1, 0, 0, 0]
+        let b = 2, l = 9, h = 4, kv = 2, d = 3          // 9 keys: the 8-lane row loops and their tails
+        let tokenTypes: [Int32] = [0, 1, 1, 1, 0, 1, 1, 0, 0,
+                                   0, 0, 1, 1, 0, 0, 0, 0, 0]
         let groups = AttentionMask.imageGroupIDs(tokenTypes: tokenTypes, batch: b, length: l)
-        XCTAssertEqual(groups, [-1, 0, 0, 0, -1, 1, 1, -1, -1, 0, 0, -1, -1, -1])
-        let padding: [Int32] = [1, 1, 1, 1, 1, 1, 1,
-                                0, 1, 1, 1, 1, 0, 0]   // row 1: key 0 is padding -> query 0 sees nothing
+        XCTAssertEqual(groups, [-1, 0, 0, 0, -1, 1, 1, -1, -1, -1, -1, 0, 0, -1, -1, -1, -1, -1])
+        let padding: [Int32] = [1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                0, 1, 1, 1, 1, 0, 0, 1, 0]   // row 1: key 0 is padding -> query 0 sees nothing
         let masks: [(String, AttentionMask)] = [
             ("none", .none),
             ("causal", AttentionMask()),
@@ -307,7 +322,33 @@ final class KernelGradientTests: XCTestCase {
             assertClose(dq, finiteDifferenceGradient(qd) { weightedSum(f($0, kd, vd), g) }, tol: Tol.backward, "attention \(name) dq")
             assertClose(dk, finiteDifferenceGradient(kd) { weightedSum(f(qd, $0, vd), g) }, tol: Tol.backward, "attention \(name) dk")
             assertClose(dv, finiteDifferenceGradient(vd) { weightedSum(f(qd, kd, $0), g) }, tol: Tol.backward, "attention \(name) dv")
+            // Without saved probabilities: identical outputs, and the backward recomputes identical gradients.
+            let out2 = Tensor(zeros: q.shape)
+            attentionForward(out: out2, probs: nil, q: q, k: k, v: v, scale: scale, mask: mask)
+            XCTAssertEqual(out2.toArray(), out.toArray(), "attention \(name): probs nil forward")
+            let dq2 = Tensor(zeros: q.shape), dk2 = Tensor(zeros: k.shape), dv2 = Tensor(zeros: v.shape)
+            attentionBackward(dq: dq2, dk: dk2, dv: dv2, dout: Tensor(shape: q.shape, doubles: g), probs: nil,
+                              q: q, k: k, v: v, scale: scale, mask: mask)
+            XCTAssertEqual(dq2.toArray(), dq.toArray(), "attention \(name): recomputed dq")
+            XCTAssertEqual(dk2.toArray(), dk.toArray(), "attention \(name): recomputed dk")
+            XCTAssertEqual(dv2.toArray(), dv.toArray(), "attention \(name): recomputed dv")
         }
+    }
+
+    /// Queries for the last positions only (generation with cached keys, `queryOffset`) give the same
+    /// rows as the full causal computation, with image blocks and a window.
+    func testAttentionQueryOffsetMatchesFullRows() {
+        let b = 1, l = 8, h = 2, kv = 1, d = 4, first = 5
+        let types: [Int32] = [0, 1, 1, 0, 0, 1, 1, 1]
+        let groups = AttentionMask.imageGroupIDs(tokenTypes: types, batch: b, length: l)
+        let q = Tensor.randomNormal([b, l, h, d], seed: 60), k = Tensor.randomNormal([b, l, kv, d], seed: 61)
+        let v = Tensor.randomNormal([b, l, kv, d], seed: 62)
+        let full = Tensor(zeros: q.shape)
+        attentionForward(out: full, probs: nil, q: q, k: k, v: v, scale: 0.5, mask: AttentionMask(slidingWindow: 4, imageGroups: groups))
+        let qTail = q[0].rows(first..<l).copy().reshaped([b, l - first, h, d]), tail = Tensor(zeros: qTail.shape)
+        attentionForward(out: tail, probs: nil, q: qTail, k: k, v: v, scale: 0.5,
+                         mask: AttentionMask(slidingWindow: 4, imageGroups: groups, queryOffset: first))
+        assertClose(tail, doubles(full[0].rows(first..<l)), tol: 1e-6, "queryOffset rows")   // BLAS blocking may differ by m
     }
 
     /// The mask predicate itself, spelled out for a few positions.

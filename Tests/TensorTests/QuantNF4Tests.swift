@@ -145,4 +145,62 @@ final class QuantNF4Tests: XCTestCase {
             for i in r { XCTAssertLessThanOrEqual(abs(deq[i] - values[i]), 0.17 * am + 1e-3 * am, "element \(i)") }
         }
     }
+
+    /// Quantising straight from the mapped checkpoint bytes gives the same NF4 state, and a mapped
+    /// bf16 weight is borrowed for the kernels without a copy.
+    func testWeightsFromMappedFile() throws {
+        for name in ["w96x256", "spec2x64_bf16"] {
+            let mapped = try Self.file.nf4Weight("\(name).weight")
+            XCTAssertEqual(mapped.packed, try bytes("\(name).packed"), name)
+            XCTAssertEqual(mapped.dequantizedValues().map(\.bitPattern), try bits("\(name).dequant"), name)
+        }
+        let frozen = try Self.file.frozenWeight("spec2x64_bf16.weight")
+        XCTAssertTrue(frozen is HalfPrecisionWeight)
+        var out = [Float](repeating: 0, count: 128)
+        out.withUnsafeMutableBufferPointer { frozen.dequantizeRows(0..<2, into: $0.baseAddress!) }
+        XCTAssertEqual(out, try Self.file.floats("spec2x64_bf16.weight"))
+        XCTAssertThrowsError(try Self.file.nf4Weight("nf4.code")) { XCTAssertTrue("\($0)".contains("not a matrix"), "\($0)") }
+    }
+
+    /// bitsandbytes' saved 4-bit state (a Linear4bit state_dict with a bf16 weight): loaded, it
+    /// dequantises exactly as bitsandbytes does; re-made from the bf16 weight and written, it is the
+    /// same file byte for byte.
+    func testBitsAndBytesStateDictRoundTrip() throws {
+        let stateURL = Self.fixtures.appendingPathComponent("nf4_state.safetensors")
+        let state = try SafeTensorsFile(url: stateURL)
+        let loaded = try NF4Weight(bitsAndBytesState: state, name: "layer.weight")
+        XCTAssertEqual(loaded.dtype, .bf16)
+        XCTAssertEqual(loaded.dequantizedValues().map(\.bitPattern), try bits("state.dequant"))
+
+        let mine = try Self.file.nf4Weight("state.weight")
+        var writer = SafeTensorsWriter(metadata: ["format": "pt"])
+        try mine.addBitsAndBytesState(to: &writer, name: "layer.weight")
+        try writer.add("layer.bias", floats: try Self.file.floats("state.bias"), shape: [64])
+        XCTAssertEqual(try writer.serialize(), [UInt8](try Data(contentsOf: stateURL)))
+        XCTAssertThrowsError(try NF4Weight(bitsAndBytesState: state, name: "layer.bias")) {
+            XCTAssertTrue("\($0)".contains("not an NF4 bitsandbytes weight"), "\($0)")
+        }
+    }
+
+    /// The fast code lookup (bin guess + two comparisons) equals the plain threshold count on every
+    /// threshold and bin edge (and their fp32 neighbours) and on random values.
+    func testFastCodeLookupEqualsThresholdCount() {
+        let t = BitsAndBytesMaps.nf4Thresholds
+        var probes: [Float] = [-1, 1, 0, -0.0]
+        for v in t + (0...512).map({ Float(-1 + Double($0) / 256) }) {
+            var a = v, b = v
+            for _ in 0..<3 { probes += [a, b]; a = a.nextUp; b = b.nextDown }
+        }
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 { probes.append(Float.random(in: -1...1, using: &g)) }
+        t.withUnsafeBufferPointer { tp in
+            NF4Weight.codeGuess.withUnsafeBufferPointer { gp in
+                for v in probes where v >= -1 && v <= 1 {
+                    let exact = UInt8(t.filter { $0 < v }.count)
+                    XCTAssertEqual(NF4Weight.nf4Code(v, tp.baseAddress!), exact, "\(v)")
+                    XCTAssertEqual(NF4Weight.nf4CodeFast(v, tp.baseAddress!, gp.baseAddress!), exact, "\(v)")
+                }
+            }
+        }
+    }
 }

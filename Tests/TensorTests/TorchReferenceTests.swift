@@ -30,6 +30,9 @@ final class TorchReferenceTests: XCTestCase {
             let excess = abs(Double(ours.data[i]) - expect[i]) - (atol + rtol * abs(expect[i]))
             if excess > worst { worst = excess; worstAt = i }
         }
+        var maxAbs = 0.0
+        for i in 0..<min(ours.count, expect.count) { maxAbs = max(maxAbs, abs(Double(ours.data[i]) - expect[i])) }
+        print("vs torch \(name): max |diff| \(maxAbs) (allowed \(atol) + \(rtol)·|ref|)")
         XCTAssertEqual(worstAt, -1, "\(name): element \(worstAt) = \(worstAt >= 0 ? ours.data[worstAt] : 0) vs torch \(worstAt >= 0 ? expect[worstAt] : 0)", file: file, line: line)
     }
 
@@ -86,6 +89,9 @@ final class TorchReferenceTests: XCTestCase {
             defer { allowed.deallocate() }
             mask.fill(allowed, batch: b, queries: l, keys: l)
             XCTAssertEqual((0..<(b * l * l)).map { Int32(allowed[$0]) }, ints("attention.\(lt).allowed"), "\(lt) mask")
+            let viaGemma = AttentionMask.gemma3(slidingWindow: mask.slidingWindow, attentionMask: padding,
+                                                tokenTypes: ints("attention.token_types"), batch: b, length: l)
+            XCTAssertEqual(viaGemma.allowedTable(batch: b, queries: l, keys: l).map(Int32.init), ints("attention.\(lt).allowed"), "\(lt) gemma3 mask")
             let out = Tensor(zeros: q.shape), probs = Tensor(zeros: [b, h, l, l])
             attentionForward(out: out, probs: probs, q: q, k: k, v: v, scale: 0.3, mask: mask)
             assertElementwise(probs, "attention.\(lt).probs", rtol: 2e-6, atol: 1e-7)

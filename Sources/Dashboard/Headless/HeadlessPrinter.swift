@@ -65,12 +65,14 @@ public final class HeadlessPrinter: EngineObserver, @unchecked Sendable {
         switch e {
         case .started(let i):
             info = i
-            return ["***** Running training *****",
-                    "  Num examples = \(i.numTrainSamples)",
-                    "  Num Epochs = \(Fmt.g4(i.numEpochs))",
-                    "  Total optimization steps = \(i.maxSteps)",
-                    "  Number of trainable parameters = \(i.trainableParameters)",
-                    "  Output directory = \(i.outputDir)"]
+            // Zero means "not known" (watch rebuilds this from event files): such lines are left out.
+            var out = ["***** Running training *****"]
+            if i.numTrainSamples > 0 { out.append("  Num examples = \(i.numTrainSamples)") }
+            if i.numEpochs > 0 { out.append("  Num Epochs = \(Fmt.g4(i.numEpochs))") }
+            if i.maxSteps > 0 { out.append("  Total optimization steps = \(i.maxSteps)") }
+            if i.trainableParameters > 0 { out.append("  Number of trainable parameters = \(i.trainableParameters)") }
+            out.append("  Output directory = \(i.outputDir)")
+            return out
         case .step(let m):
             lastStep = m
             let max = info?.maxSteps ?? 0
@@ -120,8 +122,11 @@ public final class HeadlessPrinter: EngineObserver, @unchecked Sendable {
         let filled = Int((frac * Double(width)).rounded(.down))
         let bar = String(repeating: "█", count: filled) + String(repeating: " ", count: width - filled)
         let rate = m.elapsedSeconds > 0 ? Double(m.step) / m.elapsedSeconds : 0
+        var extras = ""
+        if m.tokensPerSecond > 0 { extras += ", \(Int(m.tokensPerSecond)) tok/s" }
+        if m.residentBytes > 0 { extras += ", RSS \(Fmt.bytes(m.residentBytes))" }
         let rateText = rate >= 1 || rate == 0 ? String(format: "%5.2fit/s", rate) : String(format: "%5.2fs/it", 1 / rate)
-        return String(format: "%3.0f%%", frac * 100) + "|\(bar)| \(m.step)/\(total) [\(Fmt.duration(m.elapsedSeconds))<\(p.eta.map { Fmt.duration($0) } ?? "?"), \(rateText), \(Int(m.tokensPerSecond)) tok/s, RSS \(Fmt.bytes(m.residentBytes))]"
+        return String(format: "%3.0f%%", frac * 100) + "|\(bar)| \(m.step)/\(total) [\(Fmt.duration(m.elapsedSeconds))<\(p.eta.map { Fmt.duration($0) } ?? "?"), \(rateText)\(extras)]"
     }
 
     // MARK: JSONL

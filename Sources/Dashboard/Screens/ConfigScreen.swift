@@ -105,8 +105,8 @@ extension DashboardApp {
     }
 
     func commitConfigEdit(key: String, text: String, prompt p: Prompt) {
-        guard let f = config.document?[key] else { return }
-        if let problem = f.validate(text) {
+        guard let doc = config.document, let f = doc[key] else { return }
+        if let problem = f.validate(text) ?? source.validateEdit(doc, key: key, value: text) {
             var again = p
             again.error = problem
             prompt = again          // keep the prompt open with the error beside it

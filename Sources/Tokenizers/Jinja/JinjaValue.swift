@@ -161,6 +161,9 @@ public indirect enum JinjaValue: @unchecked Sendable {
         }
     }
 
+    /// `json.dumps(value, ensure_ascii=False)` text (key order kept, Python separators).
+    public func jsonString(indent: Int? = nil) throws -> String { try PyJSON.dumps(self, indent: indent, sortKeys: false) }
+
     /// Converts back to JSON-compatible Foundation values.
     public var jsonObject: Any {
         switch self {

@@ -44,17 +44,27 @@ struct DashboardCommand: ParsableCommand {
         let source = LiveDataSource(configPath: config, runRoots: runs)
         if frontEnd.isHeadless {
             guard config != nil else {
-                throw CLIError("no terminal: the dashboard needs one; to train without it pass --config FILE (with --headless)", exitCode: 2)
+                throw failure("no terminal: the dashboard needs one; to train without it pass --config FILE (with --headless)", code: 2)
             }
-            let control: EngineControl
-            do { control = try source.startRun(source.loadConfig()) }
-            catch { throw CLIError("\(error)", exitCode: 2) }
+            for m in source.configMessages { FileHandle.standardError.write(Data("warning: \(m)\n".utf8)) }
+            let engine: TrainingEngine
+            do { engine = try TrainingRun.makeEngine(config: try source.runConfig(nil)) } catch { throw failure("\(error)", code: 2) }
             let printer = HeadlessPrinter(format: frontEnd.jsonl ? .jsonl : .trainer)
-            let code = try HeadlessRunner.run(control, printer: printer)
+            let code = try HeadlessRunner.run(engine, printer: printer) { engine.start() }
             if code != 0 { throw ExitCode(code) }
             return
         }
-        let app = DashboardApp(source: source, options: DashboardOptions(themeSpec: frontEnd.theme, mouse: !frontEnd.noMouse))
+        let app = DashboardApp(source: source, options: DashboardOptions(themeSpec: frontEnd.theme ?? source.config?.theme,
+                                                                          initialScreen: config == nil ? .datasets : .config,
+                                                                          mouse: !frontEnd.noMouse))
+        if let m = source.configMessages.first { app.setStatus(source.config == nil ? .error : .warning, m) }
         do { try TerminalLoop.run(app) } catch { throw CLIError("\(error)") }
     }
+}
+
+/// Prints the failure as ArgumentParser does (`Error: ...` on stderr) and returns the exit code to
+/// throw, so a failure keeps its meaningful status (2 for bad input, 130 interrupted).
+func failure(_ message: String, code: Int32) -> ExitCode {
+    FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+    return ExitCode(code)
 }
