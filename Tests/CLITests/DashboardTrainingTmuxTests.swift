@@ -111,4 +111,34 @@ final class DashboardTrainingTmuxTests: XCTestCase {
         XCTAssertEqual(events.filter { $0["event"] as? String == "step" }.count, 3)
         XCTAssertEqual(events.last?["event"] as? String, "finished")
     }
+
+    func testCtrlCStopsAfterSavingACheckpoint() throws {
+        let (dir, config) = try makeRun(maxSteps: 5000)
+        let p = Process()
+        p.executableURL = sftdeckBinary()
+        p.arguments = ["--config", config, "--headless"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        let lock = NSLock()
+        var output = ""
+        pipe.fileHandleForReading.readabilityHandler = { h in
+            let d = h.availableData
+            lock.lock(); output += String(decoding: d, as: UTF8.self); lock.unlock()
+        }
+        try p.run()
+        func current() -> String { lock.lock(); defer { lock.unlock() }; return output }
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && current().components(separatedBy: "{'loss'").count < 3 { usleep(50_000) }
+        XCTAssertGreaterThanOrEqual(current().components(separatedBy: "{'loss'").count, 3, current())
+        p.interrupt()                                   // SIGINT, as Ctrl-C sends it
+        p.waitUntilExit()
+        pipe.fileHandleForReading.readabilityHandler = nil
+        let out = current() + String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, 130, out)
+        XCTAssertTrue(out.contains("stopping after saving a checkpoint"), out)
+        XCTAssertTrue(out.contains("Saving model checkpoint to \(dir.appendingPathComponent("out").path)/checkpoint-"), out)
+        let ckpts = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out").path).filter { $0.hasPrefix("checkpoint-") }
+        XCTAssertEqual(ckpts.count, 1, out)
+    }
 }
