@@ -74,6 +74,9 @@ final class DashboardTrainingTmuxTests: XCTestCase {
         let first = t.waitFor("step counter at 3 or more", timeout: 60) { (self.stepShown($0) ?? 0) >= 3 }
         XCTAssertTrue(first.contains("raw "), "loss chart legend\n\(first)")
         XCTAssertTrue(first.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) }, "braille curve\n\(first)")
+        t.send("c")
+        t.waitFor("checkpoint requested")
+        t.waitFor("checkpoint saved now", timeout: 30) { $0.contains("checkpoint at step") }
         t.send("p")
         t.waitFor("paused", timeout: 20) { $0.contains("% paused") }
         // The step in flight when pause was pressed still finishes; then the counter holds.
@@ -94,7 +97,7 @@ final class DashboardTrainingTmuxTests: XCTestCase {
         let stopped = t.waitFor("stopped", timeout: 60) { $0.contains("state: stopped") }
         XCTAssertTrue(stopped.contains("checkpoint at step"), stopped)
         let ckpts = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out").path).filter { $0.hasPrefix("checkpoint-") }
-        XCTAssertEqual(ckpts.count, 1, "one checkpoint, saved on stop: \(ckpts)")
+        XCTAssertEqual(ckpts.count, 2, "one checkpoint from c, one saved on stop: \(ckpts)")
         t.send("q")
         t.waitFor("[exit 0]")
     }
