@@ -15,8 +15,8 @@ if CommandLine.arguments.dropFirst().first == "pipeline" { do { try runPipelineB
 if CommandLine.arguments.dropFirst().first == "model" { try ModelBench.run(arguments: Array(CommandLine.arguments.dropFirst(2))) }
 
 if suite == "tensor" { runTensorBench() }
-if CommandLine.arguments.dropFirst().first == "quant" { runQuantBench() }
 if CommandLine.arguments.dropFirst().first == "tokenizer" { runTokenizerBench() }
 if CommandLine.arguments.dropFirst().first == "train" { runTrainBench() }
 if suite == "train" { runTrainBench() }
 if suite == "train-gemma" { runTrainGemmaBench(suiteArgs) }
+if CommandLine.arguments.dropFirst().first == "model-4b-memory" { try Model4BMemoryBench.run() }

@@ -36,7 +36,7 @@ final class DecodedLeafColumn {
             throw ParquetDecodeError("column type \(meta.type) differs from the schema's \(node.physicalType.map { "\($0)" } ?? "group")")
         }
         let typeLength = Int(node.typeLength ?? 0)
-        if col.values.kind == .binary {
+        if col.values.kind == .binary, (meta.dictionaryPageOffset ?? 0) <= 0 {
             // One allocation for the whole chunk (bounded: the metadata may lie).
             col.values.bytes.reserveCapacity(Int(min(max(meta.totalUncompressedSize, 0), Int64(chunk.count) * 8, 1 << 30)))
         }

@@ -163,6 +163,13 @@ final class LeafValueStore {
     /// BYTE_ARRAY, FIXED_LEN_BYTE_ARRAY and INT96 values, concatenated; value k is `offsets[k] ..< offsets[k+1]`.
     var bytes: [UInt8] = []
     var offsets: [Int] = [0]
+    /// Dictionary-encoded binary values are kept as indices into the dictionary instead of copies (a
+    /// pyarrow image column puts most of a row group's images in its dictionary). Once a dictionary is
+    /// in use, every value has an entry here: a dictionary index, or `ownValueFlag | k` for value k of
+    /// `bytes`/`offsets` (PLAIN pages after the dictionary fell back).
+    private(set) var indirectDictionary: LeafValueStore?
+    private(set) var indirectIndices: [UInt32] = []
+    static let ownValueFlag: UInt32 = 1 << 31
 
     init(physical: ParquetPhysicalType) {
         self.physical = physical
@@ -183,7 +190,7 @@ final class LeafValueStore {
         case .int64: return int64s.count
         case .float: return floats.count
         case .double: return doubles.count
-        case .binary: return offsets.count - 1
+        case .binary: return indirectDictionary == nil ? offsets.count - 1 : indirectIndices.count
         }
     }
 
@@ -195,8 +202,14 @@ final class LeafValueStore {
         case .float: return .double(Double(floats[k]))
         case .double: return .double(doubles[k])
         case .binary:
+            var own = k
+            if let dict = indirectDictionary {
+                let x = indirectIndices[k]
+                if x & Self.ownValueFlag == 0 { return dict.value(Int(x), asString: asString) }
+                own = Int(x & ~Self.ownValueFlag)
+            }
             return bytes.withUnsafeBytes { b in
-                let slice = UnsafeRawBufferPointer(rebasing: b[offsets[k]..<offsets[k + 1]])
+                let slice = UnsafeRawBufferPointer(rebasing: b[offsets[own]..<offsets[own + 1]])
                 return asString ? .string(String(decoding: slice, as: UTF8.self)) : .bytes(Data(slice))
             }
         }
@@ -213,18 +226,32 @@ final class LeafValueStore {
         case .float: floats.append(contentsOf: indices.lazy.map { dict.floats[Int($0)] })
         case .double: doubles.append(contentsOf: indices.lazy.map { dict.doubles[Int($0)] })
         case .binary:
-            offsets.reserveCapacity(offsets.count + indices.count)
-            dict.bytes.withUnsafeBytes { d in
-                for i in indices {
-                    bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[dict.offsets[Int(i)]..<dict.offsets[Int(i) + 1]]))
-                    offsets.append(bytes.count)
-                }
+            guard dict.indirectDictionary == nil, dict.count < Int(Self.ownValueFlag) else {
+                throw ParquetDecodeError("dictionary of an unexpected shape")
             }
+            if indirectDictionary == nil {
+                // Values already stored (PLAIN pages before the dictionary) become own entries.
+                indirectIndices = (0..<UInt32(offsets.count - 1)).map { Self.ownValueFlag | $0 }
+                indirectDictionary = dict
+            } else if indirectDictionary !== dict {
+                throw ParquetDecodeError("two dictionaries in one column chunk")
+            }
+            indirectIndices.append(contentsOf: indices)
         }
+    }
+
+    /// After values were appended to `bytes`/`offsets` (from `ownBefore` on): give them entries when a
+    /// dictionary is in use.
+    func noteOwnValues(from ownBefore: Int) {
+        guard indirectDictionary != nil else { return }
+        let ownNow = offsets.count - 1
+        if ownNow > ownBefore { indirectIndices.append(contentsOf: (UInt32(ownBefore)..<UInt32(ownNow)).lazy.map { Self.ownValueFlag | $0 }) }
     }
 
     /// Appends `count` PLAIN-encoded values from `buf`.
     func appendPlain(_ buf: UnsafeRawBufferPointer, count: Int, typeLength: Int) throws {
+        let ownBefore = offsets.count - 1
+        defer { noteOwnValues(from: ownBefore) }
         func fixed<T>(_ size: Int, _ arr: inout [T], _ load: (Int) -> T) throws {
             guard count <= buf.count / size else {
                 throw ParquetDecodeError("PLAIN data holds \(buf.count) bytes, \(count) values of \(size) bytes need \(count * size)")
