@@ -14,7 +14,7 @@ struct SFTDeck: ParsableCommand {
         subcommands: [
             TrainCommand.self, InspectCommand.self, TokenizeCommand.self, EvalCommand.self,
             GenerateCommand.self, MergeCommand.self, WeightsCommand.self, WatchCommand.self,
-            PlotCommand.self, ExportCommand.self, DemoCommand.self, DashboardCommand.self,
+            PlotCommand.self, ExportCommand.self, DemoCommand.self, DashboardCommand.self, BLASKernelCommand.self,
         ],
         defaultSubcommand: DashboardCommand.self
     )
