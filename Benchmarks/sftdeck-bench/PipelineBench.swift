@@ -1,4 +1,4 @@
-// sftdeck-bench pipeline: rows/s for read (parquet) + format + render + tokenize + image processing
+// sftdeck-bench pipeline: rows/s for read (parquet, Dataset.open) + format (the layout's formatter) + render + tokenize + image processing
 // (decode, resize to 896, rescale, normalize) + collate on the llava layout, against the Python reference
 // pipeline (pyarrow + Pillow + transformers 5.24 Gemma3Processor, PIL backend, + the guide's collate_fn)
 // on the same files, measured in the same run.
@@ -9,7 +9,6 @@
 // available offline) are written by the Python side first.
 import Datasets
 import Foundation
-import Tokenizers
 
 private let pipelinePython = #"""
 import io, json, os, shutil, sys, time
@@ -71,25 +70,6 @@ else:
     print(json.dumps({"rows": done, "seconds": dt, "shape": list(b["input_ids"].shape), "pixel_sum": float(b["pixel_values"].double().sum())}))
 """#
 
-/// llava-instruct-mix row -> conversation + image bytes (the layout's own formatting: content items
-/// {index, text, type}; images [{bytes, path}]).
-private func llavaSample(_ row: RowValue, index: Int) throws -> TrainingSample {
-    var messages = [ChatMessage]()
-    for m in row["messages"]?.list ?? [] {
-        let role = m["role"]?.string ?? ""
-        let parts: [ContentPart] = (m["content"]?.list ?? []).map { item in
-            switch item["type"]?.string {
-            case "image": return .image
-            case "text": return .text(item["text"]?.string ?? "")
-            case let t: return .other(type: t ?? "")
-            }
-        }
-        messages.append(ChatMessage(role: role, parts: parts))
-    }
-    let images = (row["images"]?.list ?? []).compactMap { $0["bytes"]?.bytes }
-    return TrainingSample(row: index, messages: messages, images: images)
-}
-
 func runPipelineBench(_ args: [String]) throws {
     func opt(_ name: String) -> String? { args.firstIndex(of: name).flatMap { args.indices.contains($0 + 1) ? args[$0 + 1] : nil } }
     let rows = Int(opt("--rows") ?? "") ?? 32
@@ -120,18 +100,18 @@ func runPipelineBench(_ args: [String]) throws {
     // Swift: everything from opening the file to the last collated batch, one thread.
     let pipe = try CollatorPipeline(modelDirectory: work.appendingPathComponent("model"), policy: LabelPolicy(masking: .guideExact))
     let t0 = Date()
-    let file = try ParquetFile(url: parquet)
+    let dataset = try Dataset.open(parquet.path)
     var done = 0, last: CollatedBatch?
     var start = 0
     while start < rows {
-        let samples = try (start..<min(start + batch, rows)).map { try llavaSample(file.row($0), index: $0) }
+        let samples = try (start..<min(start + batch, rows)).map { try TrainingSample.from(dataset.row($0)).0 }
         let b = try pipe.collate(samples)
         done += b.batchSize; last = b
         start += batch
     }
     let swiftSeconds = Date().timeIntervalSince(t0)
     // Per-stage split on row 0 (10 repetitions): where a row's time goes.
-    let s0 = try llavaSample(file.row(0), index: 0)
+    let s0 = try TrainingSample.from(dataset.row(0)).0
     func timed(_ f: () throws -> Void) rethrows -> Double {
         let t = Date(); for _ in 0..<10 { try f() }; return Date().timeIntervalSince(t) / 10 * 1000
     }
@@ -142,7 +122,7 @@ func runPipelineBench(_ args: [String]) throws {
     let tResize = timed { resized = proc.resized(rgb) }
     let tNormalize = timed { var out = [Float](); out.reserveCapacity(3 * resized.width * resized.height); proc.process(resized, into: &out) }
     let tEncode = try timed { _ = try pipe.encode(s0) }
-    let tRead = try timed { _ = try llavaSample(file.row(0), index: 0) }
+    let tRead = try timed { _ = try TrainingSample.from(dataset.row(0)) }
     let pyJSON = try runPython(["run", work.path, String(rows), String(batch)])
     let py = try JSONSerialization.jsonObject(with: Data(pyJSON.utf8)) as? [String: Any] ?? [:]
     let pySeconds = py["seconds"] as? Double ?? .nan

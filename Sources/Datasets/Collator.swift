@@ -34,6 +34,31 @@ public struct TrainingSample: Sendable {
     }
 
     public var placeholderCount: Int { (messages + (completion ?? [])).reduce(0) { $0 + $1.imageCount } }
+
+    /// A formatted dataset row (any layout) with its images read: stored bytes as they are, files loaded.
+    /// Returns the row's warnings too (missing images, placeholder/image count mismatch) for the inspector.
+    public static func from(_ row: DatasetRow) throws -> (TrainingSample, [DatasetWarning]) {
+        var warnings = [DatasetWarning]()
+        if !row.missingImages.isEmpty {
+            warnings.append(DatasetWarning(row: row.index, kind: .badImage,
+                                           message: "\(row.missingImages.count) image(s) not found: \(row.missingImages.prefix(3).joined(separator: ", "))"))
+        }
+        let images = try row.images.enumerated().map { k, ref -> Data in
+            switch ref {
+            case .bytes(let d): return d
+            case .file(let u):
+                do { return try Data(contentsOf: u) } catch {
+                    throw ImageError(.corrupt, "cannot read \(u.path)").in("row \(row.index), image \(k)")
+                }
+            }
+        }
+        let sample = TrainingSample(row: row.index, messages: row.messages, images: images)
+        if sample.placeholderCount != images.count {
+            warnings.append(DatasetWarning(row: row.index, kind: .imageCountMismatch,
+                                           message: "\(sample.placeholderCount) image placeholders in the messages but \(images.count) images"))
+        }
+        return (sample, warnings)
+    }
 }
 
 /// One sample, tokenized and labelled; tokens past `keptLength` were cut by max_length.

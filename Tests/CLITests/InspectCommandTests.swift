@@ -6,14 +6,24 @@ final class InspectCommandTests: XCTestCase {
     let collator = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("DatasetsTests/Fixtures/collator")
 
-    func config(_ masking: String) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("inspect-\(masking)-\(ProcessInfo.processInfo.processIdentifier)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    /// `mmiu`: the MMIU layout copied to a temporary folder first (its zip is extracted next to the data).
+    func config(_ masking: String, mmiu: Bool = false) throws -> URL {
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("inspect-\(masking)-\(mmiu)-\(ProcessInfo.processInfo.processIdentifier)")
+        try? fm.removeItem(at: dir)
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        var dataset = collator.appendingPathComponent("llava.parquet").path
+        if mmiu {
+            let copy = dir.appendingPathComponent("mmiu")
+            try fm.copyItem(at: collator.appendingPathComponent("mmiu_layout"), to: copy)
+            dataset = copy.path
+        }
         let yaml = """
         model_name_or_path: \(collator.appendingPathComponent("model").path)
-        dataset_name: \(collator.appendingPathComponent("llava.parquet").path)
+        dataset_name: \(dataset)
+        dataset_train_split: \(mmiu ? "test" : "train")
         label_masking: \(masking)
-        per_device_train_batch_size: 4
+        per_device_train_batch_size: \(mmiu ? 2 : 4)
         max_length: null
         """
         let url = dir.appendingPathComponent("config.yaml")
@@ -35,9 +45,9 @@ final class InspectCommandTests: XCTestCase {
         return out
     }
 
-    func check(masking: String, expected: String, pixels: String) throws {
-        let dump = FileManager.default.temporaryDirectory.appendingPathComponent("inspect-dump-\(masking)-\(ProcessInfo.processInfo.processIdentifier)")
-        let out = try runSFTDeck(["inspect", "--config", try config(masking).path, "--batch", "0", "--dump", dump.path])
+    func check(masking: String, expected: String, pixels: String, mmiu: Bool = false) throws {
+        let dump = FileManager.default.temporaryDirectory.appendingPathComponent("inspect-dump-\(masking)-\(mmiu)-\(ProcessInfo.processInfo.processIdentifier)")
+        let out = try runSFTDeck(["inspect", "--config", try config(masking, mmiu: mmiu).path, "--batch", "0", "--dump", dump.path])
         XCTAssertTrue(out.contains("wrote "), out)
         let t = try readSafetensors(dump.appendingPathComponent("batch.safetensors"))
         let e = try JSONSerialization.jsonObject(with: Data(contentsOf: collator.appendingPathComponent(expected))) as! [String: Any]
@@ -49,7 +59,7 @@ final class InspectCommandTests: XCTestCase {
             XCTAssertEqual(got, rows.flatMap { $0 }, "\(masking) \(key)")
         }
         let (dtype, shape, bytes) = try XCTUnwrap(t["pixel_values"])
-        XCTAssertEqual(dtype, "F32"); XCTAssertEqual(shape, [4, 3, 24, 24])
+        XCTAssertEqual(dtype, "F32"); XCTAssertEqual(shape, [mmiu ? 5 : 4, 3, 24, 24])
         XCTAssertEqual(bytes, try Data(contentsOf: collator.appendingPathComponent(pixels)), "\(masking) pixel_values")
     }
 
@@ -59,6 +69,13 @@ final class InspectCommandTests: XCTestCase {
 
     func testDumpEqualsTRLCollator() throws {
         try check(masking: "trl", expected: "llava.trl.json", pixels: "llava.trl.pixel_values.f32")
+    }
+
+    /// The MMIU-Benchmark layout (all.parquet + category zip): extraction, the guide's formatting and the
+    /// collator together give the guide's batch.
+    func testMMIULayoutDumpEqualsTheGuide() throws {
+        try check(masking: "guide-exact", expected: "mmiu.guide-exact.json", pixels: "mmiu.drop.pixel_values.f32", mmiu: true)
+        try check(masking: "trl", expected: "mmiu.trl.json", pixels: "mmiu.drop.pixel_values.f32", mmiu: true)
     }
 
     func testIndexJSONListsEveryTokenWithItsReason() throws {

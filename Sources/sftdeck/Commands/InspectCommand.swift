@@ -87,24 +87,7 @@ struct InspectCommand: ParsableCommand {
     }
 
     static func sample(_ row: DatasetRow) throws -> (TrainingSample, [DatasetWarning]) {
-        var warnings = [DatasetWarning]()
-        if !row.missingImages.isEmpty {
-            warnings.append(DatasetWarning(row: row.index, kind: .badImage,
-                                           message: "\(row.missingImages.count) image(s) not found: \(row.missingImages.prefix(3).joined(separator: ", "))"))
-        }
-        let images = try row.images.enumerated().map { k, ref -> Data in
-            switch ref {
-            case .bytes(let d): return d
-            case .file(let u):
-                do { return try Data(contentsOf: u) } catch { throw CLIError("row \(row.index), image \(k): cannot read \(u.path)") }
-            }
-        }
-        let placeholders = row.messages.reduce(0) { $0 + $1.imageCount }
-        if placeholders != images.count {
-            warnings.append(DatasetWarning(row: row.index, kind: .imageCountMismatch,
-                                           message: "\(placeholders) image placeholders in the messages but \(images.count) images"))
-        }
-        return (TrainingSample(row: row.index, messages: row.messages, images: images), warnings)
+        do { return try TrainingSample.from(row) } catch { throw CLIError("\(error)") }
     }
 
     func showRow(_ i: Int, dataset: Dataset, pipe: CollatorPipeline, notes: [String]) throws {
