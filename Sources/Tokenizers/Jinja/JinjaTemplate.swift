@@ -15,12 +15,11 @@ public final class JinjaTemplate: @unchecked Sendable {
         let (nodes, stray) = try parser.parseBody(until: [], opener: nil)
         if let stray { throw JinjaError(kind: .syntax, message: "unexpected '\(stray)'", line: 0, column: 0) }
         self.nodes = nodes
+        hasGenerationBlocks = source.range(of: #"\{\%-?\s*generation\s*-?\%\}"#, options: .regularExpression) != nil
     }
 
     /// True when the template has `{% generation %}` blocks (what transformers checks before building a mask).
-    public var hasGenerationBlocks: Bool {
-        source.range(of: #"\{\%-?\s*generation\s*-?\%\}"#, options: .regularExpression) != nil
-    }
+    public let hasGenerationBlocks: Bool
 
     public struct Rendered: Sendable {
         public var text: String
