@@ -45,7 +45,7 @@ let package = Package(
             "Tensor", "Models", "Datasets", "Tokenizers", .product(name: "Yams", package: "Yams"),
         ]),
         // ncurses front end: screens, widgets, themes; observes the engine through events only.
-        .target(name: "Dashboard", dependencies: ["Training", "CNcursesw", "CPNG"]),
+        .target(name: "Dashboard", dependencies: ["Training", "Datasets", "Tokenizers", "CNcursesw", "CPNG"]),
         // The command line only wires modules together.
         .executableTarget(name: "sftdeck", dependencies: [
             "Tensor", "Tokenizers", "Datasets", "Models", "Training", "Dashboard",

@@ -98,10 +98,93 @@ enum ModelBench {
         let dt = Date().timeIntervalSince(t0) / Double(steps)
         let swiftTPS = Double(B * L) / dt
         let torchTPS = torch["tokens_per_second"] as! Double
-        print(String(format: "model: parameters %d (torch %d)", model.totalParameterCount, torch["params"] as! Int))
+        print(String(format: "model: parameters %ld (torch %ld)", model.totalParameterCount, torch["params"] as! Int))
         print(String(format: "model: loss sftdeck %.6f  torch %.6f", first.meanLoss, torch["loss"] as! Double))
         print(String(format: "model: fwd+bwd tokens/s  sftdeck %.1f  torch %.1f  ratio %.2fx", swiftTPS, torchTPS, swiftTPS / torchTPS))
         print(String(format: "model: peak RSS MB  sftdeck %.0f  torch %.0f  ratio %.2fx", peakRSSMB(), torch["peak_rss_mb"] as! Double,
                      peakRSSMB() / (torch["peak_rss_mb"] as! Double)))
+    }
+}
+
+/// `sftdeck-bench model-4b-memory`: a gemma-3-4b-it-shaped BF16 checkpoint (the Hub's config values; a
+/// sparse file of zeros, 8.6 GB apparent size, no disk blocks) loaded memory-mapped, then one eval forward
+/// of a 64-token text batch and one with an image; prints peak RSS after each. Shows frozen BF16 weights stay
+/// 2 bytes a value (no fp32 copy of the model).
+enum Model4BMemoryBench {
+    static let config = #"""
+    {"architectures": ["Gemma3ForConditionalGeneration"], "boi_token_index": 255999, "eoi_token_index": 256000,
+     "eos_token_id": [1, 106], "image_token_index": 262144, "mm_tokens_per_image": 256, "model_type": "gemma3",
+     "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text", "num_hidden_layers": 34,
+       "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024},
+     "vision_config": {"hidden_size": 1152, "image_size": 896, "intermediate_size": 4304, "model_type": "siglip_vision_model",
+       "num_attention_heads": 16, "num_hidden_layers": 27, "patch_size": 14, "vision_use_head": false}, "torch_dtype": "bfloat16"}
+    """#
+
+    static func tensors() -> [(String, [Int])] {
+        let C = 2560, I = 10240, H = 8, KV = 4, D = 256, V = 262_208, Cv = 1152, Iv = 4304
+        var t: [(String, [Int])] = [("language_model.model.embed_tokens.weight", [V, C]), ("language_model.model.norm.weight", [C])]
+        for l in 0..<34 {
+            let p = "language_model.model.layers.\(l)."
+            t += [(p + "self_attn.q_proj.weight", [H * D, C]), (p + "self_attn.k_proj.weight", [KV * D, C]),
+                  (p + "self_attn.v_proj.weight", [KV * D, C]), (p + "self_attn.o_proj.weight", [C, H * D]),
+                  (p + "self_attn.q_norm.weight", [D]), (p + "self_attn.k_norm.weight", [D]),
+                  (p + "mlp.gate_proj.weight", [I, C]), (p + "mlp.up_proj.weight", [I, C]), (p + "mlp.down_proj.weight", [C, I])]
+            for n in ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"] {
+                t.append((p + n + ".weight", [C]))
+            }
+        }
+        let v = "vision_tower.vision_model."
+        t += [(v + "embeddings.patch_embedding.weight", [Cv, 3, 14, 14]), (v + "embeddings.patch_embedding.bias", [Cv]),
+              (v + "embeddings.position_embedding.weight", [4096, Cv]), (v + "post_layernorm.weight", [Cv]), (v + "post_layernorm.bias", [Cv])]
+        for l in 0..<27 {
+            let p = v + "encoder.layers.\(l)."
+            for n in ["q_proj", "k_proj", "v_proj", "out_proj"] { t += [(p + "self_attn.\(n).weight", [Cv, Cv]), (p + "self_attn.\(n).bias", [Cv])] }
+            t += [(p + "mlp.fc1.weight", [Iv, Cv]), (p + "mlp.fc1.bias", [Iv]), (p + "mlp.fc2.weight", [Cv, Iv]), (p + "mlp.fc2.bias", [Cv])]
+            for n in ["layer_norm1", "layer_norm2"] { t += [(p + n + ".weight", [Cv]), (p + n + ".bias", [Cv])] }
+        }
+        t += [("multi_modal_projector.mm_input_projection_weight", [Cv, C]), ("multi_modal_projector.mm_soft_emb_norm.weight", [Cv])]
+        return t
+    }
+
+    static func writeSparseCheckpoint(_ dir: URL) throws -> Int {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try config.write(to: dir.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+        var header: [String: Any] = ["__metadata__": ["format": "pt"]]
+        var off = 0, params = 0
+        for (n, s) in tensors() {
+            let c = s.reduce(1, *)
+            header[n] = ["dtype": "BF16", "shape": s, "data_offsets": [off, off + 2 * c]] as [String: Any]
+            off += 2 * c; params += c
+        }
+        var h = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while h.count % 8 != 0 { h.append(0x20) }
+        let url = dir.appendingPathComponent("model.safetensors")
+        var d = Data()
+        var len = UInt64(h.count).littleEndian
+        withUnsafeBytes(of: &len) { d.append(contentsOf: $0) }
+        d.append(h)
+        try d.write(to: url)
+        let fh = try FileHandle(forWritingTo: url)
+        try fh.truncate(atOffset: UInt64(d.count + off))   // the data: a hole of zeros
+        try fh.close()
+        return params
+    }
+
+    static func run() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sftdeck-gemma3-4b-sparse")
+        let params = try writeSparseCheckpoint(dir)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        print(String(format: "model-4b-memory: gemma-3-4b-it shape, %ld parameters (%.2f GB as BF16)", params, Double(params) * 2 / 1e9))
+        let t0 = Date()
+        let m = try Gemma3Model.load(from: dir)
+        print(String(format: "model-4b-memory: loaded in %.2f s, peak RSS %.0f MB", Date().timeIntervalSince(t0), ModelBench.peakRSSMB()))
+        let L = 64
+        var ids = [Int32](repeating: 1000, count: L); ids[0] = 2
+        let t1 = Date()
+        _ = try m.evaluate(ModelBatch(batchSize: 1, seqLen: L, inputIDs: ids, labels: ids))
+        print(String(format: "model-4b-memory: first text forward (%d tokens, pages faulted in) %.1f s, peak RSS %.0f MB", L, Date().timeIntervalSince(t1), ModelBench.peakRSSMB()))
+        let t2 = Date()
+        _ = try m.evaluate(ModelBatch(batchSize: 1, seqLen: L, inputIDs: ids, labels: ids))
+        print(String(format: "model-4b-memory: second text forward %.1f s, peak RSS %.0f MB", Date().timeIntervalSince(t2), ModelBench.peakRSSMB()))
     }
 }

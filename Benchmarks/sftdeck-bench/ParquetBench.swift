@@ -97,6 +97,11 @@ private func measureParquet(url: URL, label: String, indices: [Int], group: Int,
     precondition(checksum == indices.count * imageBytes)
     let swiftOpen = median(opens) * 1e3, swiftCold = median(cold) * 1e3, swiftWarm = median(warm) * 1e3
     print("parquet: \(label)")
+    if let leaf = file.schema.leaves.firstIndex(where: { file.schema.nodes[$0].name == "bytes" }) {
+        var counts: [String: Int] = [:]
+        for p in try file.pageSummary(rowGroup: 0, column: leaf) { counts[p, default: 0] += 1 }
+        print("  image column pages in row group 0: " + counts.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", "))
+    }
     print(String(format: "  SFTDeck: open %.3f ms (median of 21), random row %.2f ms (median of %d; decodes its row group), neighbouring row %.3f ms",
                  swiftOpen, swiftCold, indices.count, swiftWarm))
     guard let python else { return }

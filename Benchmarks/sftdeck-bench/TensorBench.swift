@@ -4,19 +4,13 @@ import Dispatch
 import Foundation
 import Tensor
 
-/// Process CPU seconds (all threads), to see how much of the machine a measurement really had.
-func processCPUSeconds() -> Double {
-    var u = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &u)
-    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
-}
 
 /// Cores actually used by the last `bestTime` run (CPU seconds / wall seconds): about 2 on a quiet
 /// machine, much less when other jobs share it.
-nonisolated(unsafe) var lastCoresUsed = 0.0
+nonisolated(unsafe) fileprivate var lastCoresUsed = 0.0
 
 /// Seconds of the fastest of `reps` runs (after one warm-up).
-func bestTime(reps: Int, _ body: () -> Void) -> Double {
+fileprivate func bestTime(reps: Int, _ body: () -> Void) -> Double {
     body()
     var best = Double.infinity
     for _ in 0..<reps {

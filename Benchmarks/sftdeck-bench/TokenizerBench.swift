@@ -12,6 +12,15 @@ func runTokenizerBench() {
     let dir = env["SFTDECK_TOKBENCH_DIR"] ?? "/tmp/sftdeck-tokbench"
     let python = env["SFTDECK_PYTHON"] ?? (FileManager.default.isExecutableFile(atPath: "/work/pyref/bin/python") ? "/work/pyref/bin/python" : "/usr/bin/python3")
     let fm = FileManager.default
+    if let folder = env["SFTDECK_TOKBENCH_LOAD"] {
+        // Load time of a real-size folder (e.g. a 262k-vocab Gemma tokenizer.json).
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        do {
+            let tok = try Tokenizer.load(folder: URL(fileURLWithPath: folder))
+            let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            print(String(format: "tokenizer load %@: %.2f s (%d tokens)", folder, s, tok.count))
+        } catch { print("tokenizer load \(folder): \(error)") }
+    }
 
     func run(_ args: [String], extraEnv: [String: String] = [:]) -> (Int32, String) {
         let p = Process()

@@ -36,7 +36,7 @@ final class DecodedLeafColumn {
             throw ParquetDecodeError("column type \(meta.type) differs from the schema's \(node.physicalType.map { "\($0)" } ?? "group")")
         }
         let typeLength = Int(node.typeLength ?? 0)
-        if col.values.kind == .binary {
+        if col.values.kind == .binary, (meta.dictionaryPageOffset ?? 0) <= 0 {
             // One allocation for the whole chunk (bounded: the metadata may lie).
             col.values.bytes.reserveCapacity(Int(min(max(meta.totalUncompressedSize, 0), Int64(chunk.count) * 8, 1 << 30)))
         }
@@ -74,10 +74,8 @@ final class DecodedLeafColumn {
                     throw ParquetDecodeError("unsupported dictionary encoding \(encodingName(dh.encoding))")
                 }
                 let data = try decompress(body, codec: meta.codec, uncompressedSize: uncompressed)
-                let dict = LeafValueStore(physical: meta.type)
                 guard dh.numValues >= 0 else { throw ParquetDecodeError("negative dictionary size") }
-                try data.withUnsafeBytes { try dict.appendPlain($0, count: Int(dh.numValues), typeLength: typeLength) }
-                dictionary = dict
+                dictionary = try LeafValueStore.dictionary(fromPlain: data, count: Int(dh.numValues), physical: meta.type, typeLength: typeLength)
             case .dataPage:
                 guard let dh = header.dataPage else { throw ParquetDecodeError("data page without its header") }
                 let data = try decompress(body, codec: meta.codec, uncompressedSize: uncompressed)

@@ -163,6 +163,44 @@ final class LeafValueStore {
     /// BYTE_ARRAY, FIXED_LEN_BYTE_ARRAY and INT96 values, concatenated; value k is `offsets[k] ..< offsets[k+1]`.
     var bytes: [UInt8] = []
     var offsets: [Int] = [0]
+    /// Dictionary-encoded binary values are kept as indices into the dictionary instead of copies (a
+    /// pyarrow image column puts most of a row group's images in its dictionary). Once a dictionary is
+    /// in use, every value has an entry here: a dictionary index, or `ownValueFlag | k` for value k of
+    /// `bytes`/`offsets` (PLAIN pages after the dictionary fell back).
+    private(set) var indirectDictionary: LeafValueStore?
+    private(set) var indirectIndices: [UInt32] = []
+    static let ownValueFlag: UInt32 = 1 << 31
+    /// True for a dictionary that adopted its PLAIN page as `bytes`: value k then ends 4 bytes (the next
+    /// value's length prefix) before `offsets[k+1]`.
+    private(set) var lengthPrefixed = false
+
+    /// The values of a dictionary page. BYTE_ARRAY pages are adopted as they are (no copy of the values).
+    static func dictionary(fromPlain page: [UInt8], count: Int, physical: ParquetPhysicalType, typeLength: Int) throws -> LeafValueStore {
+        let store = LeafValueStore(physical: physical)
+        guard physical == .byteArray else {
+            try page.withUnsafeBytes { try store.appendPlain($0, count: count, typeLength: typeLength) }
+            return store
+        }
+        guard count >= 0, count <= page.count / 4 else { throw ParquetDecodeError("\(count) byte arrays cannot fit in \(page.count) bytes") }
+        var offsets: [Int] = []
+        offsets.reserveCapacity(count + 1)
+        var pos = 0
+        try page.withUnsafeBytes { buf in
+            for _ in 0..<count {
+                guard pos + 4 <= buf.count else { throw ParquetDecodeError("PLAIN byte array length past the end of the page") }
+                let len = Int(UInt32(littleEndian: buf.loadUnaligned(fromByteOffset: pos, as: UInt32.self)))
+                pos += 4
+                guard len <= buf.count - pos else { throw ParquetDecodeError("byte array of \(len) bytes runs past the end of the page") }
+                offsets.append(pos)
+                pos += len
+            }
+        }
+        offsets.append(pos + 4)
+        store.bytes = page
+        store.offsets = offsets
+        store.lengthPrefixed = true
+        return store
+    }
 
     init(physical: ParquetPhysicalType) {
         self.physical = physical
@@ -183,7 +221,7 @@ final class LeafValueStore {
         case .int64: return int64s.count
         case .float: return floats.count
         case .double: return doubles.count
-        case .binary: return offsets.count - 1
+        case .binary: return indirectDictionary == nil ? offsets.count - 1 : indirectIndices.count
         }
     }
 
@@ -195,8 +233,15 @@ final class LeafValueStore {
         case .float: return .double(Double(floats[k]))
         case .double: return .double(doubles[k])
         case .binary:
+            var own = k
+            if let dict = indirectDictionary {
+                let x = indirectIndices[k]
+                if x & Self.ownValueFlag == 0 { return dict.value(Int(x), asString: asString) }
+                own = Int(x & ~Self.ownValueFlag)
+            }
+            let end = offsets[own + 1] - (lengthPrefixed ? 4 : 0)
             return bytes.withUnsafeBytes { b in
-                let slice = UnsafeRawBufferPointer(rebasing: b[offsets[k]..<offsets[k + 1]])
+                let slice = UnsafeRawBufferPointer(rebasing: b[offsets[own]..<end])
                 return asString ? .string(String(decoding: slice, as: UTF8.self)) : .bytes(Data(slice))
             }
         }
@@ -213,18 +258,32 @@ final class LeafValueStore {
         case .float: floats.append(contentsOf: indices.lazy.map { dict.floats[Int($0)] })
         case .double: doubles.append(contentsOf: indices.lazy.map { dict.doubles[Int($0)] })
         case .binary:
-            offsets.reserveCapacity(offsets.count + indices.count)
-            dict.bytes.withUnsafeBytes { d in
-                for i in indices {
-                    bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[dict.offsets[Int(i)]..<dict.offsets[Int(i) + 1]]))
-                    offsets.append(bytes.count)
-                }
+            guard dict.indirectDictionary == nil, dict.count < Int(Self.ownValueFlag) else {
+                throw ParquetDecodeError("dictionary of an unexpected shape")
             }
+            if indirectDictionary == nil {
+                // Values already stored (PLAIN pages before the dictionary) become own entries.
+                indirectIndices = (0..<UInt32(offsets.count - 1)).map { Self.ownValueFlag | $0 }
+                indirectDictionary = dict
+            } else if indirectDictionary !== dict {
+                throw ParquetDecodeError("two dictionaries in one column chunk")
+            }
+            indirectIndices.append(contentsOf: indices)
         }
+    }
+
+    /// After values were appended to `bytes`/`offsets` (from `ownBefore` on): give them entries when a
+    /// dictionary is in use.
+    func noteOwnValues(from ownBefore: Int) {
+        guard indirectDictionary != nil else { return }
+        let ownNow = offsets.count - 1
+        if ownNow > ownBefore { indirectIndices.append(contentsOf: (UInt32(ownBefore)..<UInt32(ownNow)).lazy.map { Self.ownValueFlag | $0 }) }
     }
 
     /// Appends `count` PLAIN-encoded values from `buf`.
     func appendPlain(_ buf: UnsafeRawBufferPointer, count: Int, typeLength: Int) throws {
+        let ownBefore = offsets.count - 1
+        defer { noteOwnValues(from: ownBefore) }
         func fixed<T>(_ size: Int, _ arr: inout [T], _ load: (Int) -> T) throws {
             guard count <= buf.count / size else {
                 throw ParquetDecodeError("PLAIN data holds \(buf.count) bytes, \(count) values of \(size) bytes need \(count * size)")

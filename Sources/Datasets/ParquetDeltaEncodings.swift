@@ -83,6 +83,8 @@ extension LeafValueStore {
     @discardableResult
     func appendDeltaLengthByteArray(_ buf: UnsafeRawBufferPointer, count: Int) throws -> Int {
         guard kind == .binary else { throw ParquetDecodeError("DELTA_LENGTH_BYTE_ARRAY on a \(physical) column") }
+        let ownBefore = offsets.count - 1
+        defer { noteOwnValues(from: ownBefore) }
         let (lengths, used) = try decodeDeltaBinaryPacked(buf, count: count, bits: 32)
         var pos = used
         for l in lengths {
@@ -98,6 +100,8 @@ extension LeafValueStore {
     /// each value is the previous value's prefix followed by its suffix.
     func appendDeltaByteArray(_ buf: UnsafeRawBufferPointer, count: Int) throws {
         guard kind == .binary else { throw ParquetDecodeError("DELTA_BYTE_ARRAY on a \(physical) column") }
+        let ownBefore = offsets.count - 1
+        defer { noteOwnValues(from: ownBefore) }
         let (prefixes, used) = try decodeDeltaBinaryPacked(buf, count: count, bits: 32)
         let suffixes = LeafValueStore(physical: .byteArray)
         try suffixes.appendDeltaLengthByteArray(UnsafeRawBufferPointer(rebasing: buf[used...]), count: count)

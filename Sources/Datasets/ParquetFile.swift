@@ -102,6 +102,33 @@ public final class ParquetFile {
 
     deinit { try? handle.close() }
 
+    /// The pages of one column chunk as `KIND/ENCODING` strings (`DICT/PLAIN`, `DATA/RLE_DICTIONARY`,
+    /// `DATA_V2/PLAIN`), read from the page headers only: for the browser's file view and for tests.
+    public func pageSummary(rowGroup g: Int, column leaf: Int) throws -> [String] {
+        guard g >= 0, g < rowGroupCount, leaf >= 0, leaf < schema.leaves.count else { throw fail("no row group \(g) column \(leaf)") }
+        let m = metadata.rowGroups[g].columns[leaf].meta
+        let start = m.dictionaryPageOffset.flatMap { $0 > 0 ? min($0, m.dataPageOffset) : nil } ?? m.dataPageOffset
+        try handle.seek(toOffset: UInt64(start))
+        let bytes = try handle.read(upToCount: Int(m.totalCompressedSize)) ?? Data()
+        return try bytes.withUnsafeBytes { buf in
+            var out: [String] = []
+            var pos = 0
+            while pos < buf.count {
+                var r = ThriftCompactReader(buf, position: pos)
+                let h: PageHeader
+                do { h = try PageHeader(thrift: try r.readStruct()) } catch { throw fail("bad page header: \(error)") }
+                pos = r.position + Int(max(h.compressedSize, 0))
+                switch PageType(rawValue: h.type) {
+                case .dictionaryPage: out.append("DICT/" + encodingName(h.dictionaryPage?.encoding ?? -1))
+                case .dataPage: out.append("DATA/" + encodingName(h.dataPage?.encoding ?? -1))
+                case .dataPageV2: out.append("DATA_V2/" + encodingName(h.dataPageV2?.encoding ?? -1))
+                default: out.append("OTHER")
+                }
+            }
+            return out
+        }
+    }
+
     /// Drops the decoded row group (its memory), e.g. when a reader moves on to another shard.
     public func releaseCache() {
         cachedGroup = -1

@@ -26,6 +26,7 @@ public final class FrozenTensor: @unchecked Sendable {
             memcpy(out, base + start * 4, n * 4)
         case .bf16:
             let s = base + start * 2
+            if Int(bitPattern: s) % 2 == 0 { convertBF16ToF32(s.assumingMemoryBound(to: UInt16.self), out, count: n); return }
             for i in 0..<n { out[i] = bf16ToFloat(s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
         case .f16:
             let s = base + start * 2

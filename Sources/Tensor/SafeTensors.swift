@@ -108,7 +108,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     private let dataStart: Int
 
     /// Tensor names sorted by code point (like Python's `safe_open(...).keys()`).
-    public var names: [String] { tensors.map(\.name).sorted() }
+    public var names: [String] { tensors.map(\.name).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) } }
 
     public init(url: URL) throws {
         self.url = url

@@ -118,8 +118,8 @@ public final class SafeTensorsCheckpoint: @unchecked Sendable {
         return (files, owner, metadata)
     }
 
-    /// Every tensor name, sorted.
-    public var names: [String] { owner.keys.sorted() }
+    /// Every tensor name, sorted by code point.
+    public var names: [String] { owner.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) } }
 
     public func contains(_ name: String) -> Bool { owner[name] != nil }
 

@@ -43,7 +43,8 @@
 /// `ropeForward/Backward` (rotate-half, [B, L, H, D]), `attentionForward/Backward` (grouped KV heads,
 /// q [B, L, H, D], k/v [B, S, KV, D], probabilities [B, H, L, S] saved, or nil to recompute them per
 /// head in the backward; `AttentionMask`: causal, sliding window `q-k < window`, key padding,
-/// bidirectional image groups, query offset for cached keys).
+/// bidirectional image groups, query offset for cached keys; `AttentionMask.gemma3(slidingWindow:
+/// attentionMask:tokenTypes:batch:length:)` builds a Gemma 3 layer's mask from the collator's arrays).
 ///
 /// **Vision** (`Vision.swift`): `patchEmbedForward/Backward` (conv stride = kernel, with bias, output
 /// [N, patches, E] in row-major patch order), `avgPool2dForward/Backward` (kernel = stride, channels
@@ -55,8 +56,11 @@
 /// **Fast math** (`FastMath.swift`): `tanhFloat`/`tanhFloat4` (evaluated in Double, ≤ 1 ulp).
 ///
 /// **Threads** (`Parallel.swift`): `Parallel.forEachChunk(count:grain:_:)` splits element/row loops
-/// with `DispatchQueue.concurrentPerform` above a size threshold; BLAS uses both cores.
-/// `BLASRuntime.reexecWithBestKernelIfNeeded()` picks the right OpenBLAS kernel at start.
+/// with `DispatchQueue.concurrentPerform` above a size threshold (`forEachFixedChunk` for reductions
+/// that must not depend on the core count); BLAS uses both cores.
+/// `BLASRuntime.reexecWithBestKernelIfNeeded()` picks the right OpenBLAS kernel at start
+/// (`kernelToForce(coreName:cpuFlags:environment:)` is the pure decision, `recommendedKernel()` its
+/// value for this process).
 import Foundation
 
 /// Owns one aligned fp32 buffer. Views of a tensor share it.

@@ -3,10 +3,10 @@ import Foundation
 /// A BPE model (tokenizer.json `model` with `type: "BPE"`), merging on integer ids: initial symbols are the ids
 /// of single-scalar tokens (or byte-fallback / unk ids), and a merge is a hash lookup on the packed id pair.
 final class BPEModel: @unchecked Sendable {
-    let vocab: [String: Int32]
+    let vocab: [ByteKey: Int32]
     let idToToken: [String?]
     /// (left id << 32 | right id) → (rank << 32 | merged id)
-    let merges: [UInt64: UInt64]
+    let merges: PairTable
     let unkId: Int32?
     let fuseUnk: Bool
     let byteFallback: Bool
@@ -21,7 +21,8 @@ final class BPEModel: @unchecked Sendable {
     static let cacheLimit = 200_000
     static let cacheWordLength = 256
 
-    init(json: JSONObject, file: String) throws {
+    /// `json` holds the model's scalar fields; `vocab` and `merges` are read from the parsed document's nodes.
+    init(json: JSONObject, doc: FastJSON, vocabNode: FastJSON.Node?, mergesNode: FastJSON.Node?, file: String) throws {
         if let d = json["dropout"], !(d is NSNull) {
             if let v = (d as? NSNumber)?.doubleValue, v > 0 {
                 throw TokenizerError("\(file): BPE dropout \(v) is not supported (tokenization would be random); set it to null")
@@ -33,55 +34,78 @@ final class BPEModel: @unchecked Sendable {
         if let p = json.string("end_of_word_suffix"), !p.isEmpty {
             throw TokenizerError("\(file): BPE end_of_word_suffix is not supported")
         }
-        guard let v = json["vocab"] as? [String: Any] else { throw TokenizerError("\(file): BPE model has no vocab object") }
-        var vocab: [String: Int32] = [:]
-        vocab.reserveCapacity(v.count)
+        guard case .object(let entries)? = vocabNode else { throw TokenizerError("\(file): BPE model has no vocab object") }
+        var vocab: [ByteKey: Int32] = [:]
+        vocab.reserveCapacity(entries.count)
+        var keys: [[UInt8]] = []
+        keys.reserveCapacity(entries.count)
+        var ids: [Int32] = []
+        ids.reserveCapacity(entries.count)
         var maxId: Int32 = -1
-        for (k, val) in v {
-            guard let n = (val as? NSNumber)?.int32Value else { throw TokenizerError("\(file): vocab entry \(k.debugDescription) has a non-integer id") }
-            vocab[k] = n
-            maxId = max(maxId, n)
+        for (k, v) in entries {
+            let kb = doc.stringBytes(k)
+            guard let n = doc.int(v), n >= 0, n <= Int(Int32.max) else {
+                throw TokenizerError("\(file): vocab entry \(String(decoding: kb, as: UTF8.self).debugDescription) has no non-negative integer id")
+            }
+            vocab[ByteKey(kb)] = Int32(n)
+            keys.append(kb); ids.append(Int32(n))
+            maxId = max(maxId, Int32(n))
         }
         var idToToken = [String?](repeating: nil, count: Int(maxId) + 1)
-        for (k, id) in vocab where id >= 0 { idToToken[Int(id)] = k }
+        for (kb, id) in zip(keys, ids) { idToToken[Int(id)] = String(decoding: kb, as: UTF8.self) }
         self.vocab = vocab
         self.idToToken = idToToken
         fuseUnk = json.bool("fuse_unk", false)
         byteFallback = json.bool("byte_fallback", false)
         ignoreMerges = json.bool("ignore_merges", false)
         if let u = json.string("unk_token") {
-            guard let id = vocab[u] else { throw TokenizerError("\(file): unk_token \(u.debugDescription) is not in the vocab") }
+            guard let id = vocab[ByteKey(u)] else { throw TokenizerError("\(file): unk_token \(u.debugDescription) is not in the vocab") }
             unkId = id
         } else { unkId = nil }
 
         var merges: [UInt64: UInt64] = [:]
-        let list = json.array("merges") ?? []
+        var list: [FastJSON.Node] = []
+        if case .array(let l)? = mergesNode { list = l }
         merges.reserveCapacity(list.count)
         for (rank, m) in list.enumerated() {
-            let a: String, b: String
-            if let s = m as? String {
-                let parts = s.unicodeScalars.split(separator: " ", omittingEmptySubsequences: false)
-                guard parts.count == 2 else { throw TokenizerError("\(file): merge \(rank) \(s.debugDescription) is not two tokens separated by one space") }
-                a = String(String.UnicodeScalarView(parts[0])); b = String(String.UnicodeScalarView(parts[1]))
-            } else if let p = m as? [String], p.count == 2 {
-                a = p[0]; b = p[1]
-            } else { throw TokenizerError("\(file): merge \(rank) must be \"a b\" or [\"a\", \"b\"]") }
-            guard let ia = vocab[a], let ib = vocab[b] else { throw TokenizerError("\(file): merge \(rank) uses \(vocab[a] == nil ? a.debugDescription : b.debugDescription), which is not in the vocab") }
-            guard let im = vocab[a + b] else { throw TokenizerError("\(file): merge \(rank) makes \((a + b).debugDescription), which is not in the vocab") }
+            var a: [UInt8], b: [UInt8]
+            switch m {
+            case .string(let s):
+                let all = doc.stringBytes(s)
+                guard let sp = all.firstIndex(of: 0x20), !all[(sp + 1)...].contains(0x20) else {
+                    throw TokenizerError("\(file): merge \(rank) \(String(decoding: all, as: UTF8.self).debugDescription) is not two tokens separated by one space")
+                }
+                a = Array(all[..<sp]); b = Array(all[(sp + 1)...])
+            case .array(let pair) where pair.count == 2:
+                guard case .string(let x) = pair[0], case .string(let y) = pair[1] else { throw TokenizerError("\(file): merge \(rank) must be \"a b\" or [\"a\", \"b\"]") }
+                a = doc.stringBytes(x); b = doc.stringBytes(y)
+            default: throw TokenizerError("\(file): merge \(rank) must be \"a b\" or [\"a\", \"b\"]")
+            }
+            guard let ia = vocab[ByteKey(a)], let ib = vocab[ByteKey(b)] else {
+                let missing = vocab[ByteKey(a)] == nil ? a : b
+                throw TokenizerError("\(file): merge \(rank) uses \(String(decoding: missing, as: UTF8.self).debugDescription), which is not in the vocab")
+            }
+            guard let im = vocab[ByteKey(a + b)] else {
+                throw TokenizerError("\(file): merge \(rank) makes \(String(decoding: a + b, as: UTF8.self).debugDescription), which is not in the vocab")
+            }
             let key = UInt64(UInt32(bitPattern: ia)) << 32 | UInt64(UInt32(bitPattern: ib))
             if merges[key] == nil { merges[key] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: im)) }
         }
-        self.merges = merges
+        self.merges = PairTable(merges)
 
         bmpIds = [Int32](repeating: -1, count: 0x10000)
         astralIds = [:]
-        for (k, id) in vocab {
-            var it = k.unicodeScalars.makeIterator()
-            guard let first = it.next(), it.next() == nil else { continue }
-            if first.value < 0x10000 { bmpIds[Int(first.value)] = id } else { astralIds[first.value] = id }
+        for (kb, id) in zip(keys, ids) {
+            // single-scalar tokens: one UTF-8 sequence
+            guard let f = kb.first else { continue }
+            let len = f < 0x80 ? 1 : (f < 0xE0 ? 2 : (f < 0xF0 ? 3 : 4))
+            guard kb.count == len, let u = String(decoding: kb, as: UTF8.self).unicodeScalars.first else { continue }
+            if u.value < 0x10000 { bmpIds[Int(u.value)] = id } else { astralIds[u.value] = id }
         }
-        byteIds = (0..<256).map { vocab[String(format: "<0x%02X>", $0)] ?? -1 }
+        byteIds = (0..<256).map { vocab[ByteKey(Array(String(format: "<0x%02X>", $0).utf8))] ?? -1 }
     }
+
+    func id(of token: String) -> Int32? { vocab[ByteKey(token)] }
 
     var vocabSize: Int { vocab.count }
 
@@ -103,7 +127,7 @@ final class BPEModel: @unchecked Sendable {
         }
         var res: [Int32] = []
         res.reserveCapacity(key.count * 3)
-        if ignoreMerges, let id = vocab[NormalizedText(scalars: key, starts: [], ends: []).string] {
+        if ignoreMerges, let id = vocab[ByteKey(NormalizedText(scalars: key, starts: [], ends: []).string)] {
             res = [id, 0, Int32(key.count)]
         } else {
             mergeWord(key, &res)
@@ -152,7 +176,7 @@ final class BPEModel: @unchecked Sendable {
             let nx = Int(syms[pos].next)
             guard nx >= 0 else { return }
             let k = UInt64(UInt32(bitPattern: syms[pos].id)) << 32 | UInt64(UInt32(bitPattern: syms[nx].id))
-            guard let m = merges[k] else { return }
+            guard let m = merges.get(k) else { return }
             let e = (key: (m >> 32) << 32 | UInt64(pos), newId: Int32(bitPattern: UInt32(truncatingIfNeeded: m)))
             heap.append(e)
             var c = heap.count - 1
@@ -185,7 +209,7 @@ final class BPEModel: @unchecked Sendable {
                 let nx = Int(syms[pos].next)
                 if nx < 0 { continue }
                 let k = UInt64(UInt32(bitPattern: syms[pos].id)) << 32 | UInt64(UInt32(bitPattern: syms[nx].id))
-                guard let m = merges[k], Int32(bitPattern: UInt32(truncatingIfNeeded: m)) == top.newId, (m >> 32) == (top.key >> 32) else { continue }
+                guard let m = merges.get(k), Int32(bitPattern: UInt32(truncatingIfNeeded: m)) == top.newId, (m >> 32) == (top.key >> 32) else { continue }
                 syms[pos].id = top.newId
                 syms[pos].end = syms[nx].end
                 syms[pos].next = syms[nx].next
@@ -199,6 +223,40 @@ final class BPEModel: @unchecked Sendable {
         while i >= 0 {
             res.append(syms[i].id); res.append(syms[i].start); res.append(syms[i].end)
             i = Int(syms[i].next)
+        }
+    }
+}
+
+/// Open-addressing hash table for merge lookups (a multiply-shift hash instead of SipHash: this lookup is the
+/// inner loop of BPE).
+struct PairTable {
+    private var keys: [UInt64]
+    private var values: [UInt64]
+    private let mask: Int
+    private let shift: UInt64
+    static let empty = UInt64.max
+
+    init(_ d: [UInt64: UInt64]) {
+        var cap = 16
+        while cap < d.count * 2 { cap <<= 1 }
+        keys = [UInt64](repeating: PairTable.empty, count: cap)
+        values = [UInt64](repeating: 0, count: cap)
+        mask = cap - 1
+        shift = UInt64(64 - cap.trailingZeroBitCount)
+        for (k, v) in d {
+            var i = slot(k)
+            while keys[i] != PairTable.empty { i = (i + 1) & mask }
+            keys[i] = k; values[i] = v
+        }
+    }
+    @inline(__always) private func slot(_ k: UInt64) -> Int { Int(truncatingIfNeeded: (k &* 0x9E37_79B9_7F4A_7C15) >> shift) & mask }
+    @inline(__always) func get(_ k: UInt64) -> UInt64? {
+        var i = slot(k)
+        while true {
+            let x = keys[i]
+            if x == k { return values[i] }
+            if x == PairTable.empty { return nil }
+            i = (i + 1) & mask
         }
     }
 }

@@ -90,19 +90,21 @@ public final class Tokenizer: @unchecked Sendable {
 
     public init(tokenizerJSON data: Data, source: String = "tokenizer.json") throws {
         sourceDescription = source
-        let any: Any
-        do { any = try parseJSON(data) }
-        catch { throw TokenizerError("\(source): not valid JSON (\(error.localizedDescription))") }
-        guard let root = any as? JSONObject else { throw TokenizerError("\(source): top level must be an object") }
-        guard let m = root.object("model") else { throw TokenizerError("\(source): no \"model\" object") }
-        let type = m.string("type") ?? (m["merges"] != nil ? "BPE" : "")
+        let doc = try FastJSON(data, source: source)
+        guard case .object = doc.root else { throw TokenizerError("\(source): top level must be an object") }
+        guard let modelNode = doc.member(doc.root, "model"), case .object = modelNode,
+              let m = doc.foundation(modelNode, skipping: ["vocab", "merges"]) as? JSONObject else {
+            throw TokenizerError("\(source): no \"model\" object")
+        }
+        let root = doc.foundation(doc.root, skipping: ["model"]) as! JSONObject
+        let type = m.string("type") ?? (doc.member(modelNode, "merges") != nil ? "BPE" : "")
         guard type == "BPE" else { throw TokenizerError("\(source): model type \"\(type)\" is not supported (only BPE)") }
         func wrap<T>(_ what: String, _ f: () throws -> T) throws -> T {
             do { return try f() } catch let e as TokenizerError {
                 throw e.description.hasPrefix(source) ? e : TokenizerError("\(source): \(what): \(e.description)")
             }
         }
-        model = try BPEModel(json: m, file: source)
+        model = try BPEModel(json: m, doc: doc, vocabNode: doc.member(modelNode, "vocab"), mergesNode: doc.member(modelNode, "merges"), file: source)
         normalizer = try wrap("normalizer") { try root.object("normalizer").map { try Normalizer(json: $0) } }
         preTokenizer = try wrap("pre_tokenizer") { try root.object("pre_tokenizer").map { try PreTokenizer(json: $0) } }
         postProcessor = try wrap("post_processor") { try root.object("post_processor").map { try PostProcessor(json: $0, file: source) } }
@@ -165,7 +167,7 @@ public final class Tokenizer: @unchecked Sendable {
 
     public func tokenToId(_ token: String) -> Int? {
         if let k = addedByContent[token] { return addedTokens[k].id }
-        return model.vocab[token].map(Int.init)
+        return model.id(of: token).map(Int.init)
     }
     public func idToToken(_ id: Int) -> String? {
         if let k = addedById[id] { return decodedContent[k] ?? addedTokens[k].content }
@@ -275,7 +277,7 @@ public final class Tokenizer: @unchecked Sendable {
         let pieces = preTokenizer.map { $0.run([t]) } ?? [t]
         for p in pieces where !p.isEmpty {
             buf.removeAll(keepingCapacity: true)
-            model.tokenize(p.scalars[...], into: &buf)
+            model.tokenize(p.scalars, into: &buf)
             var i = 0
             while i < buf.count {
                 let id = Int(buf[i]), a = Int(buf[i + 1]), b = Int(buf[i + 2])
@@ -314,7 +316,7 @@ public final class Tokenizer: @unchecked Sendable {
                         }
                         for p in preTokenizer.map({ $0.run([t2]) }) ?? [t2] where !p.isEmpty {
                             buf.removeAll(keepingCapacity: true)
-                            model.tokenize(p.scalars[...], into: &buf)
+                            model.tokenize(p.scalars, into: &buf)
                             var i = 0
                             while i < buf.count { out.append(buf[i]); i += 3 }
                         }

@@ -74,22 +74,64 @@ public final class AdamW {
             let value = p.value, grad = p.grad
             expAvg[k].withUnsafeMutableBufferPointer { m in
                 expAvgSq[k].withUnsafeMutableBufferPointer { v in
-                    for i in 0..<value.count {
-                        let g = grad[i]
-                        var x = value[i]
-                        if decay { x = x * decayFactor }
-                        var mi = m[i]
-                        // torch.lerp: a + w·(b − a) when |w| < 0.5, else b − (b − a)·(1 − w)
-                        mi = small ? mi + w1 * (g - mi) : g - (g - mi) * (1 - w1)
-                        m[i] = mi
-                        var vi = v[i] * b2
-                        vi = vi + w2 * g * g
-                        v[i] = vi
-                        let denom = vi.squareRoot() / bc2Sqrt + epsF
-                        value[i] = x - stepSize * mi / denom
+                    // Elementwise, so chunks of large tensors run on every core with identical results.
+                    let chunk = 1 << 16
+                    let chunks = (value.count + chunk - 1) / chunk
+                    let df = decay ? decayFactor : 1
+                    func run(_ c: Int) {
+                        let lo = c * chunk, hi = min(lo + chunk, value.count)
+                        AdamW.update(value: UnsafeMutableBufferPointer(rebasing: value[lo..<hi]),
+                                     grad: UnsafeMutableBufferPointer(rebasing: grad[lo..<hi]),
+                                     m: UnsafeMutableBufferPointer(rebasing: m[lo..<hi]), v: UnsafeMutableBufferPointer(rebasing: v[lo..<hi]),
+                                     decayFactor: df, w1: w1, small: small, b2: b2, w2: w2, bc2Sqrt: bc2Sqrt, eps: epsF, stepSize: stepSize)
                     }
+                    if chunks > 4 { DispatchQueue.concurrentPerform(iterations: chunks, execute: run) }
+                    else { for c in 0..<chunks { run(c) } }
                 }
             }
+        }
+    }
+
+    /// The per-element update, 8 lanes at a time (SIMD lanes run the same IEEE operations in the same order
+    /// as the scalar tail, so results do not depend on the vector width).
+    @inline(__always)
+    static func update(value: UnsafeMutableBufferPointer<Float>, grad: UnsafeMutableBufferPointer<Float>,
+                       m: UnsafeMutableBufferPointer<Float>, v: UnsafeMutableBufferPointer<Float>, decayFactor: Float,
+                       w1: Float, small: Bool, b2: Float, w2: Float, bc2Sqrt: Float, eps: Float, stepSize: Float) {
+        let n = value.count
+        if n == 0 { return }
+        let pv = value.baseAddress!, pg = grad.baseAddress!, pm = m.baseAddress!, pq = v.baseAddress!
+        let decays = decayFactor != 1
+        var i = 0
+        typealias V8 = SIMD8<Float>
+        while i + 8 <= n {
+            let g = UnsafeRawPointer(pg + i).loadUnaligned(as: V8.self)
+            var x = UnsafeRawPointer(pv + i).loadUnaligned(as: V8.self)
+            if decays { x = x * decayFactor }
+            var mi = UnsafeRawPointer(pm + i).loadUnaligned(as: V8.self)
+            // torch.lerp: a + w·(b − a) when |w| < 0.5, else b − (b − a)·(1 − w)
+            mi = small ? mi + w1 * (g - mi) : g - (g - mi) * (1 - w1)
+            var vi = UnsafeRawPointer(pq + i).loadUnaligned(as: V8.self) * b2
+            vi = vi + w2 * g * g
+            let denom = vi.squareRoot() / bc2Sqrt + eps
+            x = x - stepSize * mi / denom
+            UnsafeMutableRawPointer(pm + i).storeBytes(of: mi, as: V8.self)
+            UnsafeMutableRawPointer(pq + i).storeBytes(of: vi, as: V8.self)
+            UnsafeMutableRawPointer(pv + i).storeBytes(of: x, as: V8.self)
+            i += 8
+        }
+        while i < n {
+            let g = pg[i]
+            var x = pv[i]
+            if decays { x = x * decayFactor }
+            var mi = pm[i]
+            mi = small ? mi + w1 * (g - mi) : g - (g - mi) * (1 - w1)
+            var vi = pq[i] * b2
+            vi = vi + w2 * g * g
+            let denom = vi.squareRoot() / bc2Sqrt + eps
+            pm[i] = mi; pq[i] = vi
+            pv[i] = x - stepSize * mi / denom
+            i += 1
         }
     }
 
@@ -152,7 +194,16 @@ public enum GradientClipping {
         for p in parameters {
             var s: Double = 0
             let g = p.grad
-            for i in 0..<g.count { s += Double(g[i]) * Double(g[i]) }
+            // four Double partial sums (vectorisable); the per-tensor norm is rounded to fp32 as torch's is
+            var acc = SIMD4<Double>(repeating: 0)
+            var i = 0
+            while i + 4 <= g.count {
+                let x = SIMD4<Double>(Double(g[i]), Double(g[i + 1]), Double(g[i + 2]), Double(g[i + 3]))
+                acc += x * x
+                i += 4
+            }
+            s = acc.sum()
+            while i < g.count { s += Double(g[i]) * Double(g[i]); i += 1 }
             let n = Float(s.squareRoot())
             sumSquares += n * n
         }

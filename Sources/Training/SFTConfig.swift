@@ -165,7 +165,9 @@ private func asDouble(_ key: String, _ v: ConfigValue) throws -> Double {
 private func asBool(_ key: String, _ v: ConfigValue) throws -> Bool {
     switch v {
     case .bool(let b): return b
-    case .string(let s) where ["true", "false"].contains(s.lowercased()): return s.lowercased() == "true"
+    // PyYAML (what `trl sft --config` uses) reads YAML 1.1 booleans: yes/no/on/off too.
+    case .string(let s) where ["true", "false", "yes", "no", "on", "off"].contains(s.lowercased()):
+        return ["true", "yes", "on"].contains(s.lowercased())
     default: throw typeError(key, "true or false", v)
     }
 }

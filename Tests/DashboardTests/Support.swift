@@ -69,8 +69,9 @@ final class FakeSource: DashboardDataSource {
         ])
     }
     func saveConfig(_ doc: ConfigDocument) throws -> String { saved.append(doc); return doc.path ?? "/tmp/out.yaml" }
-    func startRun(_ doc: ConfigDocument?) throws -> EngineControl {
+    func startRun(_ doc: ConfigDocument?, observer: EngineObserver) throws -> EngineControl {
         if let startError { throw startError }
+        engine.addObserver(observer)
         return engine
     }
     func listRuns() -> [RunSummary] {

@@ -42,7 +42,7 @@ final class ParquetReaderTests: XCTestCase {
     let pyarrowFiles = [
         "llava_none", "llava_snappy", "llava_gzip", "llava_zstd", "llava_v2_nodict_snappy", "llava_v2_dict_zstd",
         "llava_smallpages_v1", "llava_smallpages_v2", "types_v1_snappy", "types_v2_zstd_nodict", "types_v1_gzip_smallpages",
-        "encodings_v1", "encodings_v2_zstd",
+        "encodings_v1", "encodings_v2_zstd", "llava_dict_fallback",
     ]
 
     /// Every row of every pyarrow-written fixture equals pyarrow's own reading, exactly (floats bit-exact).
@@ -91,6 +91,19 @@ final class ParquetReaderTests: XCTestCase {
         let used = Set(file.metadata.rowGroups[0].columns.flatMap { $0.meta.encodings }.compactMap { ParquetEncoding(rawValue: $0)?.description })
         XCTAssertTrue(used.isSuperset(of: ["DELTA_BINARY_PACKED", "DELTA_LENGTH_BYTE_ARRAY", "DELTA_BYTE_ARRAY", "BYTE_STREAM_SPLIT"]), "\(used)")
         XCTAssertEqual(file.rowGroupCount, 3)
+    }
+
+    /// The fallback fixture's image bytes column has dictionary pages and then PLAIN pages in one chunk
+    /// (values read through the dictionary, then copied once PLAIN values follow).
+    func testDictionaryFallbackChunk() throws {
+        let file = try ParquetFile(url: fixturesURL("parquet/llava_dict_fallback.parquet"))
+        let leaf = file.schema.leaves.firstIndex { file.schema.nodes[$0].name == "bytes" }!
+        let pages = try file.pageSummary(rowGroup: 0, column: leaf)
+        XCTAssertEqual(pages.first, "DICT/PLAIN")
+        XCTAssertTrue(pages.contains("DATA/RLE_DICTIONARY"), "\(pages)")
+        XCTAssertTrue(pages.contains("DATA/PLAIN"), "\(pages)")
+        let v2 = try ParquetFile(url: fixturesURL("parquet/llava_v2_nodict_snappy.parquet"))
+        XCTAssertEqual(Set(try v2.pageSummary(rowGroup: 0, column: leaf)), ["DATA_V2/PLAIN"])
     }
 
     func testHostileFilesGiveOneLineErrors() throws {

@@ -146,3 +146,18 @@ final class Gemma3LoadingTests: XCTestCase {
         XCTAssertEqual(c.visionConfig.layerNormEps, 1e-6)
     }
 }
+
+final class ParameterFlagTests: XCTestCase {
+    /// HF Trainer get_decay_parameter_names on Gemma 3: no decay for biases, RMSNorm weights (q_norm, k_norm,
+    /// *_layernorm, norm, mm_soft_emb_norm) and SigLIP nn.LayerNorm parameters.
+    func testWeightDecayFlags() throws {
+        let m = try Gemma3Model.load(from: fixturesDir("mm_gqa1"))
+        m.enableFullFineTuning()
+        for p in m.trainableParameters {
+            let noDecay = p.name.hasSuffix(".bias") || p.name.contains("norm")
+            XCTAssertEqual(p.weightDecay, !noDecay, p.name)
+            XCTAssertEqual(p.inNormLayer, p.name.contains("layer_norm") || p.name.contains("post_layernorm"), p.name)
+        }
+        XCTAssertEqual(m.totalParameterCount, m.trainableParameters.reduce(0) { $0 + $1.count })
+    }
+}

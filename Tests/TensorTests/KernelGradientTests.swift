@@ -335,6 +335,22 @@ final class KernelGradientTests: XCTestCase {
         }
     }
 
+    /// Queries for the last positions only (generation with cached keys, `queryOffset`) give the same
+    /// rows as the full causal computation, with image blocks and a window.
+    func testAttentionQueryOffsetMatchesFullRows() {
+        let b = 1, l = 8, h = 2, kv = 1, d = 4, first = 5
+        let types: [Int32] = [0, 1, 1, 0, 0, 1, 1, 1]
+        let groups = AttentionMask.imageGroupIDs(tokenTypes: types, batch: b, length: l)
+        let q = Tensor.randomNormal([b, l, h, d], seed: 60), k = Tensor.randomNormal([b, l, kv, d], seed: 61)
+        let v = Tensor.randomNormal([b, l, kv, d], seed: 62)
+        let full = Tensor(zeros: q.shape)
+        attentionForward(out: full, probs: nil, q: q, k: k, v: v, scale: 0.5, mask: AttentionMask(slidingWindow: 4, imageGroups: groups))
+        let qTail = q[0].rows(first..<l).copy().reshaped([b, l - first, h, d]), tail = Tensor(zeros: qTail.shape)
+        attentionForward(out: tail, probs: nil, q: qTail, k: k, v: v, scale: 0.5,
+                         mask: AttentionMask(slidingWindow: 4, imageGroups: groups, queryOffset: first))
+        assertClose(tail, doubles(full[0].rows(first..<l)), tol: 1e-6, "queryOffset rows")   // BLAS blocking may differ by m
+    }
+
     /// The mask predicate itself, spelled out for a few positions.
     func testAttentionMaskPredicate() {
         let l = 8

@@ -30,6 +30,9 @@ final class TorchReferenceTests: XCTestCase {
             let excess = abs(Double(ours.data[i]) - expect[i]) - (atol + rtol * abs(expect[i]))
             if excess > worst { worst = excess; worstAt = i }
         }
+        var maxAbs = 0.0
+        for i in 0..<min(ours.count, expect.count) { maxAbs = max(maxAbs, abs(Double(ours.data[i]) - expect[i])) }
+        print("vs torch \(name): max |diff| \(maxAbs) (allowed \(atol) + \(rtol)·|ref|)")
         XCTAssertEqual(worstAt, -1, "\(name): element \(worstAt) = \(worstAt >= 0 ? ours.data[worstAt] : 0) vs torch \(worstAt >= 0 ? expect[worstAt] : 0)", file: file, line: line)
     }
 

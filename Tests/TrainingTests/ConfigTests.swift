@@ -65,6 +65,13 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(r.warnings.contains { $0.contains("'dataset_kwargs'") })
     }
 
+    func testYAML11BooleansAndStrategyNo() throws {
+        let c = try SFTConfig.parse(yaml: "shuffle: no\nsave_strategy: no\nuse_peft: yes\n").config
+        XCTAssertFalse(c.shuffle)
+        XCTAssertEqual(c.saveStrategy, .no)
+        XCTAssertTrue(c.usePeft)
+    }
+
     func testUnknownKeySuggestsNearest() {
         XCTAssertThrowsError(try SFTConfig.parse(yaml: "learnig_rate: 1e-4\n")) { e in
             XCTAssertEqual("\(e)", "unknown config key 'learnig_rate' (did you mean 'learning_rate'?)")

@@ -96,10 +96,12 @@ public final class DashboardApp {
     }
 
     /// Follows an engine (a run started here, or `watch` over event files).
-    public func attach(_ engine: EngineControl) {
+    public func attach(_ engine: EngineControl, observing: Bool = true) {
         self.engine = engine
-        engine.addObserver(inbox)
+        if observing { engine.addObserver(inbox) }
+        let smoothing = run.smoothing
         run = RunModel()
+        run.smoothing = smoothing
         run.state = engine.state
         dirty = true
     }
@@ -206,8 +208,9 @@ public final class DashboardApp {
     func startRun() {
         if run.isActive { setStatus(.warning, "a run is already going"); return }
         do {
-            let e = try source.startRun(config.document)
-            attach(e)
+            _ = inbox.drain()
+            let e = try source.startRun(config.document, observer: inbox)
+            attach(e, observing: false)
             screen = .train
             setStatus(.info, "training started")
         } catch {

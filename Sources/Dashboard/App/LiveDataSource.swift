@@ -11,8 +11,6 @@ public final class LiveDataSource: DashboardDataSource {
     public private(set) var config: SFTConfig?
     /// Warnings and errors from loading the config, shown on the status line.
     public private(set) var configMessages: [String] = []
-    /// Starts the real engine for a config (set by the command line, which links every module).
-    public var engineFactory: ((SFTConfig) throws -> EngineControl)?
 
     public init(configPath: String?, runRoots: [String] = []) {
         self.configPath = configPath
@@ -37,10 +35,33 @@ public final class LiveDataSource: DashboardDataSource {
         return out
     }
 
-    public func listDatasets() -> [DatasetSummary] { [] }
+    public let datasets = DatasetAdapter()
+    /// Extra dataset specs (paths or hub ids) to list, e.g. from `--dataset` or the demo.
+    public var extraDatasets: [String] = []
+    private var specs: [String: String] = [:]      // summary path -> spec it was opened from
+
+    /// The config's dataset, extra ones, recently opened paths and the HF cache's datasets.
+    public func listDatasets() -> [DatasetSummary] {
+        var seen = Set<String>()
+        var out: [DatasetSummary] = []
+        func add(_ spec: String, _ source: String) {
+            guard seen.insert(spec).inserted else { return }
+            let s = datasets.summary(spec, source: source)
+            specs[s.path] = spec
+            out.append(s)
+        }
+        if let d = config?.datasetName { add(d, "config") }
+        for d in extraDatasets { add(d, "recent") }
+        for d in RecentDatasets.load() { add(d, "recent") }
+        for d in DatasetAdapter.hubDatasetIDs() { add(d, "hf cache") }
+        return out
+    }
 
     public func loadRow(dataset: DatasetSummary, split: String, index: Int) throws -> InspectedRow {
-        throw DashboardError("\(dataset.path): this build cannot read datasets yet")
+        let spec = specs[dataset.path] ?? dataset.path
+        let row = try datasets.row(spec: spec, split: split, index: index, config: config)
+        RecentDatasets.remember(spec)
+        return row
     }
 
     public func loadConfig() -> ConfigDocument? {
@@ -60,13 +81,19 @@ public final class LiveDataSource: DashboardDataSource {
         return path
     }
 
-    public func startRun(_ doc: ConfigDocument?) throws -> EngineControl {
-        let c: SFTConfig
-        if let doc { c = try ConfigAdapter.config(from: doc).0 }
-        else if let config { c = config }
-        else { throw DashboardError(configMessages.first ?? "no config: start sftdeck with --config FILE") }
-        guard let engineFactory else { throw DashboardError("this build has no training engine") }
-        return try engineFactory(c)
+    /// The config a run would use: the edited document, else the loaded file.
+    public func runConfig(_ doc: ConfigDocument?) throws -> SFTConfig {
+        if let doc { return try ConfigAdapter.config(from: doc).0 }
+        if let config { return config }
+        throw DashboardError(configMessages.first ?? "no config: start sftdeck with --config FILE")
+    }
+
+    /// The real engine (Training's `TrainingEngine`: the model and data load on its queue).
+    public func startRun(_ doc: ConfigDocument?, observer: EngineObserver) throws -> EngineControl {
+        let engine = try TrainingRun.makeEngine(config: try runConfig(doc))
+        engine.addObserver(observer)
+        engine.start()
+        return engine
     }
 
     public func listRuns() -> [RunSummary] {
@@ -78,5 +105,25 @@ public final class LiveDataSource: DashboardDataSource {
         let cwd = FileManager.default.currentDirectoryPath
         roots += [cwd + "/runs", cwd + "/outputs", cwd + "/trainer_output"]
         return scanner.scan(roots: roots)
+    }
+}
+
+/// Recently inspected dataset paths (~/.cache/sftdeck/recent-datasets.txt, newest first).
+enum RecentDatasets {
+    static var file: String {
+        let env = ProcessInfo.processInfo.environment
+        let cache = env["XDG_CACHE_HOME"] ?? ((env["HOME"] ?? NSHomeDirectory()) + "/.cache")
+        return cache + "/sftdeck/recent-datasets.txt"
+    }
+    static func load() -> [String] {
+        guard let t = try? String(contentsOfFile: file, encoding: .utf8) else { return [] }
+        return t.split(separator: "\n").map(String.init).filter { FileManager.default.fileExists(atPath: $0) }
+    }
+    static func remember(_ spec: String) {
+        guard FileManager.default.fileExists(atPath: spec) else { return }   // hub ids are listed from the cache anyway
+        let abs = URL(fileURLWithPath: spec).standardizedFileURL.path
+        let list = ([abs] + load().filter { $0 != abs }).prefix(10)
+        try? FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try? (list.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
     }
 }

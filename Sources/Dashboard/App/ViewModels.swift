@@ -41,9 +41,12 @@ public struct InspectedRow: Sendable, Equatable {
     public var renderedText: String?
     public var images: [PixelImage]
     public var tokens: [TokenCell]
-    public init(index: Int, rowCount: Int, messages: [RenderedMessage], renderedText: String? = nil, images: [PixelImage] = [], tokens: [TokenCell] = []) {
+    /// Why there are no tokens (no model folder, no tokenizer), or notes from encoding (warnings).
+    public var tokenNote: String?
+    public init(index: Int, rowCount: Int, messages: [RenderedMessage], renderedText: String? = nil, images: [PixelImage] = [],
+                tokens: [TokenCell] = [], tokenNote: String? = nil) {
         self.index = index; self.rowCount = rowCount; self.messages = messages; self.renderedText = renderedText
-        self.images = images; self.tokens = tokens
+        self.images = images; self.tokens = tokens; self.tokenNote = tokenNote
     }
 }
 
@@ -154,8 +157,9 @@ public protocol DashboardDataSource: AnyObject {
     func loadConfig() -> ConfigDocument?
     /// Writes the config; returns the path written.
     func saveConfig(_ doc: ConfigDocument) throws -> String
-    /// Starts training on a background queue and returns its control handle.
-    func startRun(_ doc: ConfigDocument?) throws -> EngineControl
+    /// Starts training on a background queue with `observer` attached before the first event, and
+    /// returns its control handle.
+    func startRun(_ doc: ConfigDocument?, observer: EngineObserver) throws -> EngineControl
     func listRuns() -> [RunSummary]
     /// Nil when the document with `key` set to `value` is a valid config, else why not.
     func validateEdit(_ doc: ConfigDocument, key: String, value: String) -> String?

@@ -91,7 +91,10 @@ public enum InspectorScreen {
             buf.put(l, x: textArea.x + 1, y: textArea.y + i, style: st, clip: textArea)
         }
         if row.tokens.isEmpty {
-            buf.put("No tokens: the model folder has no tokenizer.", x: tok.x + 1, y: tok.y, style: ctx.theme.mutedText, clip: tok)
+            let why = row.tokenNote ?? "No tokens: the model folder has no tokenizer."
+            for (i, l) in TextWrap.wrap(why, width: max(10, tok.width - 2)).enumerated() {
+                buf.put(l, x: tok.x + 1, y: tok.y + i, style: ctx.theme.mutedText, clip: tok)
+            }
         } else {
             TokenView(tokens: row.tokens, cursor: s.focus == .tokens ? s.tokenCursor : nil, highlight: s.matchTokens)
                 .draw(&buf, tok, ctx: ctx)

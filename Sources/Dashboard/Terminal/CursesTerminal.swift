@@ -161,6 +161,8 @@ public enum TerminalLoop {
         defer { term.shutdown() }
         var size = term.size
         var quitRequestedAt: Date? = nil
+        var stats = FrameStats()
+        defer { if environment["SFTDECK_FRAME_STATS"] != nil { stats.report() } }
         while true {
             if let key = term.readKey() {
                 if key == .resize { term.invalidate() }
@@ -172,10 +174,12 @@ public enum TerminalLoop {
             let now = term.size
             if now.width != size.width || now.height != size.height { size = now; term.invalidate(); app.dirty = true }
             if app.dirty {
+                let t0 = DispatchTime.now().uptimeNanoseconds
                 var buf = ScreenBuffer(width: size.width, height: size.height)
                 app.render(into: &buf, ctx: app.renderContext(glyphs: term.glyphs, colorMode: term.colorMode))
                 term.flush(buf)
                 app.dirty = false
+                stats.record(drawNanos: DispatchTime.now().uptimeNanoseconds - t0)
             }
             if app.shouldQuit {
                 // Let a stopping run save its checkpoint before leaving (a second q leaves now).
@@ -192,6 +196,26 @@ public enum TerminalLoop {
     static func termKeyNoWait(_ term: CursesTerminal) -> Key? {
         term.setTimeout(0); defer { term.setTimeout(33) }
         return term.readKey()
+    }
+}
+
+/// Draw-time figures, printed to stderr at exit when SFTDECK_FRAME_STATS is set.
+struct FrameStats {
+    var draws: [UInt64] = []
+    var lastDraw: UInt64 = 0
+    var maxInterval: UInt64 = 0
+    mutating func record(drawNanos: UInt64) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        if lastDraw > 0 { maxInterval = max(maxInterval, now - lastDraw) }
+        lastDraw = now
+        draws.append(drawNanos)
+    }
+    func report() {
+        guard !draws.isEmpty else { return }
+        let s = draws.sorted()
+        func ms(_ v: UInt64) -> String { String(format: "%.2f", Double(v) / 1e6) }
+        let line = "frames \(s.count): draw p50 \(ms(s[s.count / 2])) ms, p99 \(ms(s[min(s.count - 1, s.count * 99 / 100)])) ms, max \(ms(s.last!)) ms\n"
+        FileHandle.standardError.write(Data(line.utf8))
     }
 }
 

@@ -104,7 +104,13 @@ public struct LogPane {
     public init(lines: [LogLine], scrollBack: Int = 0) { self.lines = lines; self.scrollBack = scrollBack }
     public func draw(_ buf: inout ScreenBuffer, _ rect: Rect, ctx: RenderContext) {
         guard rect.height > 0 else { return }
-        let wrapped: [LogLine] = lines.flatMap { l in TextWrap.wrap(l.text, width: max(1, rect.width)).map { LogLine(l.level, $0) } }
+        // Wrap from the newest line backwards, only as far as the pane (plus the scroll) reaches.
+        var wrapped: [LogLine] = []
+        let need = rect.height + scrollBack
+        for l in lines.reversed() {
+            wrapped.insert(contentsOf: TextWrap.wrap(l.text, width: max(1, rect.width)).map { LogLine(l.level, $0) }, at: 0)
+            if wrapped.count >= need { break }
+        }
         let end = max(0, wrapped.count - scrollBack)
         let start = max(0, end - rect.height)
         for (row, l) in wrapped[start..<end].enumerated() {

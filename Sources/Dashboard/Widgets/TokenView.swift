@@ -5,7 +5,10 @@ public struct TokenCell: Sendable, Equatable {
     public var text: String
     public var id: Int
     public var kind: TokenKind
-    public init(text: String, id: Int, kind: TokenKind) { self.text = text; self.id = id; self.kind = kind }
+    /// How many identical consecutive tokens this cell stands for (an image's 256 soft tokens are
+    /// one cell "<image_soft_token>×256"; counts and the legend still count each).
+    public var count: Int
+    public init(text: String, id: Int, kind: TokenKind, count: Int = 1) { self.text = text; self.id = id; self.kind = kind; self.count = count }
 }
 
 /// Tokens laid out as running text, each coloured (and attributed) by its label reason, with a
@@ -25,7 +28,7 @@ public struct TokenView {
     }
     public var counts: Counts {
         var c: [TokenKind: Int] = [:]
-        for t in tokens { c[t.kind, default: 0] += 1 }
+        for t in tokens { c[t.kind, default: 0] += t.count }
         return Counts(byKind: c)
     }
 
@@ -35,7 +38,7 @@ public struct TokenView {
         var line = 0, col = 0
         for t in tokens {
             let hasNewline = t.text.contains("\n")
-            var shown = t.text.replacingOccurrences(of: "\n", with: glyphs.newlineMark).replacingOccurrences(of: "\t", with: " ")
+            var shown = (t.count > 1 ? t.text + (glyphs.unicode ? "×" : "x") + "\(t.count)" : t.text).replacingOccurrences(of: "\n", with: glyphs.newlineMark).replacingOccurrences(of: "\t", with: " ")
             if shown.isEmpty { shown = glyphs.unicode ? "∅" : "0" }
             if !glyphs.unicode { shown = String(shown.unicodeScalars.map { $0.isASCII ? Character($0) : "?" }) }
             let w = DisplayWidth.of(shown)
@@ -65,9 +68,10 @@ public struct TokenView {
             x = buf.put(" " + text + "  ", x: x, y: y, style: theme.tokenStyle(kind), clip: rect)
         }
         let c = counts
-        let total = max(1, tokens.count)
+        let n = tokens.reduce(0) { $0 + $1.count }
+        let total = max(1, n)
         y += 1
-        buf.put(String(format: "%d tokens: trained %d (%.1f%%), masked %d", tokens.count, c.trained, 100 * Double(c.trained) / Double(total), c.masked),
+        buf.put(String(format: "%d tokens: trained %d (%.1f%%), masked %d", n, c.trained, 100 * Double(c.trained) / Double(total), c.masked),
                 x: rect.x, y: y, style: theme.mutedText, clip: rect)
         let body = Rect(x: rect.x, y: y + 1, width: rect.width, height: rect.maxY - y - 1)
         guard body.height > 0 else { return }

@@ -47,10 +47,10 @@ struct DashboardCommand: ParsableCommand {
                 throw failure("no terminal: the dashboard needs one; to train without it pass --config FILE (with --headless)", code: 2)
             }
             for m in source.configMessages { FileHandle.standardError.write(Data("warning: \(m)\n".utf8)) }
-            let engine: EngineControl
-            do { engine = try source.startRun(nil) } catch { throw failure("\(error)", code: 2) }
+            let engine: TrainingEngine
+            do { engine = try TrainingRun.makeEngine(config: try source.runConfig(nil)) } catch { throw failure("\(error)", code: 2) }
             let printer = HeadlessPrinter(format: frontEnd.jsonl ? .jsonl : .trainer)
-            let code = try HeadlessRunner.run(engine, printer: printer)
+            let code = try HeadlessRunner.run(engine, printer: printer) { engine.start() }
             if code != 0 { throw ExitCode(code) }
             return
         }

@@ -1,0 +1,72 @@
+import Foundation
+import XCTest
+
+/// The dashboard as a user sees it: the real binary in tmux.
+final class DashboardTmuxTests: XCTestCase {
+    var fixtures: String { repoRoot().appendingPathComponent("Tests/DashboardTests/Fixtures/dashboard").path }
+
+    func testOpenMoveBetweenScreensAndHelp() throws {
+        let t = try TmuxSession(["--runs", fixtures])
+        t.waitFor("1 Datasets")
+        t.waitFor("No datasets found")
+        t.send("5")
+        t.waitFor("hf_run  step 6 loss 15.67")
+        t.waitFor("braille curve") { $0.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) } }
+        t.send("m")
+        t.waitFor("Compare: learning_rate")
+        t.send("?")
+        t.waitFor("Runs screen")
+        t.waitFor("add / remove from the overlay")
+        t.send("Escape")
+        t.waitFor("help closed") { !$0.contains("Runs screen") }
+        t.send("4")
+        t.waitFor("No run yet: press s to start training")
+        t.send("q")
+        t.waitFor("[exit 0]")
+    }
+
+    func testResizeAndTooSmallTerminal() throws {
+        let t = try TmuxSession(["--runs", fixtures])
+        t.waitFor("5 Runs")
+        t.resize(width: 50, height: 12)
+        t.waitFor("Terminal too small: 50x12")
+        t.resize(width: 100, height: 30)
+        // The layout comes back with the frame's right border at the new width.
+        t.waitFor("layout at 100 columns") { s in
+            let lines = s.split(separator: "\n", omittingEmptySubsequences: false)
+            return s.contains("5 Runs") && !s.contains("too small") && lines.count > 1 && lines[1].count == 100 && lines[1].hasSuffix("┐")
+        }
+        t.send("q")
+        t.waitFor("[exit 0]")
+    }
+
+    func testWatchShowsChartsAndFinishedRun() throws {
+        let t = try TmuxSession(["watch", fixtures + "/hf_run"])
+        t.waitFor("step 6/6")
+        t.waitFor("finished")
+        t.waitFor("{'loss': '15.67', 'grad_norm': '17.19', 'learning_rate': '0.008333', 'epoch': '1'}")
+        t.waitFor("Learning rate")
+        t.send("p")
+        t.waitFor("no run to pause")
+        t.send("q")
+        t.waitFor("[exit 0]")
+    }
+
+    func testASCIIFallbackInACLocale() throws {
+        let t = try TmuxSession(["watch", fixtures + "/hf_run"], env: ["LANG": "C", "LC_ALL": "C"])
+        let s = t.waitFor("step 6/6")
+        XCTAssertTrue(s.contains("+-"), s)
+        XCTAssertFalse(s.unicodeScalars.contains { (0x2800...0x28FF).contains($0.value) || $0.value == 0x2500 }, "braille or box drawing in a C locale:\n\(s)")
+        t.send("q")
+        t.waitFor("[exit 0]")
+    }
+
+    func testNoColorDrawsWithoutColours() throws {
+        let t = try TmuxSession(["--runs", fixtures], env: ["NO_COLOR": "1"])
+        t.waitFor("5 Runs")
+        let esc = t.screen(escapes: true)
+        XCTAssertFalse(esc.contains("[38;") || esc.contains(";38;") || esc.contains("[3" + "1m"), "colour escapes with NO_COLOR:\n\(esc.prefix(400))")
+        XCTAssertTrue(esc.contains("\u{1b}[7m") || esc.contains(";7m") || esc.contains("[1;7m"), "selection shown in reverse video")
+        t.send("q")
+    }
+}
