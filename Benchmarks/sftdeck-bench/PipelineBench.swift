@@ -59,15 +59,15 @@ else:
         labels[labels == tok.image_token_id] = -100
         batch["labels"] = labels
         return batch
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     table = pq.read_table(os.path.join(root, "llava.parquet")).to_pylist()[:rows]
     done = 0
     for s in range(0, rows, bs):
         ex = [{"messages": r["messages"], "images": [Image.open(io.BytesIO(i["bytes"])) for i in r["images"]]} for r in table[s:s + bs]]
         b = collate_fn(ex)
         done += b["input_ids"].shape[0]
-    dt = time.perf_counter() - t0
-    print(json.dumps({"rows": done, "seconds": dt, "shape": list(b["input_ids"].shape), "pixel_sum": float(b["pixel_values"].double().sum())}))
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"rows": done, "seconds": dt, "cpu_seconds": cpu, "shape": list(b["input_ids"].shape), "pixel_sum": float(b["pixel_values"].double().sum())}))
 """#
 
 func runPipelineBench(_ args: [String]) throws {
@@ -99,7 +99,7 @@ func runPipelineBench(_ args: [String]) throws {
 
     // Swift: everything from opening the file to the last collated batch, one thread.
     let pipe = try CollatorPipeline(modelDirectory: work.appendingPathComponent("model"), policy: LabelPolicy(masking: .guideExact))
-    let t0 = Date()
+    let t0 = Date(), c0 = processCPUSeconds()
     let dataset = try Dataset.open(parquet.path)
     var done = 0, last: CollatedBatch?
     var start = 0
@@ -109,7 +109,7 @@ func runPipelineBench(_ args: [String]) throws {
         done += b.batchSize; last = b
         start += batch
     }
-    let swiftSeconds = Date().timeIntervalSince(t0)
+    let swiftSeconds = Date().timeIntervalSince(t0), swiftCPU = processCPUSeconds() - c0
     // Per-stage split on row 0 (10 repetitions): where a row's time goes.
     let s0 = try TrainingSample.from(dataset.row(0)).0
     func timed(_ f: () throws -> Void) rethrows -> Double {
@@ -125,12 +125,15 @@ func runPipelineBench(_ args: [String]) throws {
     let tRead = try timed { _ = try TrainingSample.from(dataset.row(0)) }
     let pyJSON = try runPython(["run", work.path, String(rows), String(batch)])
     let py = try JSONSerialization.jsonObject(with: Data(pyJSON.utf8)) as? [String: Any] ?? [:]
-    let pySeconds = py["seconds"] as? Double ?? .nan
+    let pySeconds = py["seconds"] as? Double ?? .nan, pyCPU = py["cpu_seconds"] as? Double ?? .nan
     let pixelSum = last.map { $0.pixelValues.reduce(0.0) { $0 + Double($1) } } ?? 0
     print("pipeline (llava layout, \(rows) rows, batch \(batch), 640x480 JPEG -> 896, 256 image tokens, guide-exact labels)")
-    print(String(format: "  swift : %7.2f rows/s  (%.3f s, 1 thread)", Double(done) / swiftSeconds, swiftSeconds))
-    print(String(format: "  python: %7.2f rows/s  (%.3f s, pyarrow + Pillow + transformers %@ PIL backend)", Double(rows) / pySeconds, pySeconds, "5.24"))
-    print(String(format: "  ratio : %.2fx", pySeconds / swiftSeconds))
+    // CPU seconds are the robust figure on a shared machine (wall time also counts other jobs' time slices).
+    print(String(format: "  swift : %7.2f rows/s wall, %7.2f rows per CPU-second  (%.3f s wall, %.3f s CPU, 1 thread)",
+                 Double(done) / swiftSeconds, Double(done) / swiftCPU, swiftSeconds, swiftCPU))
+    print(String(format: "  python: %7.2f rows/s wall, %7.2f rows per CPU-second  (%.3f s wall, %.3f s CPU; pyarrow + Pillow + transformers 5.24 PIL backend)",
+                 Double(rows) / pySeconds, Double(rows) / pyCPU, pySeconds, pyCPU))
+    print(String(format: "  ratio : %.2fx (CPU), %.2fx (wall)", pyCPU / swiftCPU, pySeconds / swiftSeconds))
     print(String(format: "  swift row 0 stages (ms): read+format %.2f, JPEG decode %.2f, resize %.2f, normalize %.2f, whole encode %.2f",
                  tRead, tDecode, tResize, tNormalize, tEncode))
     if let s = last, let pyShape = py["shape"] as? [Int], let pySum = py["pixel_sum"] as? Double {
