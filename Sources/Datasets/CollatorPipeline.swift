@@ -18,27 +18,9 @@ public final class CollatorPipeline {
     public init(modelDirectory dir: URL, policy: LabelPolicy, chatTemplate: String? = nil, imageLimits: ImageLimits = .default) throws {
         modelDirectory = dir
         self.policy = policy
-        let tjURL = dir.appendingPathComponent("tokenizer.json")
-        guard let tj = try? Data(contentsOf: tjURL) else { throw ProcessorError("\(tjURL.path): cannot read tokenizer.json") }
-        tokenizer = try Tokenizer(tokenizerJSON: tj, source: tjURL.path)
-        var template = chatTemplate
-        let tcURL = dir.appendingPathComponent("tokenizer_config.json")
-        if let d = try? Data(contentsOf: tcURL) {
-            guard let obj = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else {
-                throw ProcessorError("\(tcURL.path): not a JSON object")
-            }
-            func token(_ k: String) -> String? {
-                if let s = obj[k] as? String { return s }
-                return (obj[k] as? [String: Any])?["content"] as? String
-            }
-            if let b = token("bos_token") { tokenizer.bosToken = b }
-            if let p = token("pad_token") { tokenizer.padToken = p }
-            if let e = token("eos_token") { tokenizer.eosToken = e }
-            if template == nil { template = obj["chat_template"] as? String }
-        }
-        if template == nil {
-            template = try? String(contentsOf: dir.appendingPathComponent("chat_template.jinja"), encoding: .utf8)
-        }
+        // transformers' lookup: tokenizer.json + tokenizer_config.json (special tokens) and the chat
+        // template from processor_config.json, chat_template.json, chat_template.jinja or tokenizer_config.json.
+        do { tokenizer = try Tokenizer.load(folder: dir) } catch { throw ProcessorError("\(error)") }
         if tokenizer.bosToken == nil, tokenizer.tokenToId("<bos>") != nil { tokenizer.bosToken = "<bos>" }
         if tokenizer.padToken == nil, tokenizer.tokenToId("<pad>") != nil { tokenizer.padToken = "<pad>" }
         guard let padID = tokenizer.padTokenId else { throw ProcessorError("\(dir.path): the tokenizer has no pad token") }
@@ -48,16 +30,18 @@ public final class CollatorPipeline {
             throw ProcessorError("\(dir.path): image_seq_length is in neither preprocessor_config.json nor processor_config.json")
         }
         let tokens = try Gemma3ImageTokens(tokenizer: tokenizer, imageSeqLength: seq)
-        // The Gemma 3 template family (original and TRL's training copy) renders natively; anything else needs
-        // a Jinja engine, which is not wired here yet.
-        guard let t = template else { throw ProcessorError("\(dir.path): no chat template (tokenizer_config.json or chat_template.jinja)") }
-        guard t.contains("<start_of_turn>"), t.contains("first_user_prefix"), t.contains("<start_of_image>") else {
-            throw ProcessorError("\(dir.path): the chat template is not Gemma 3's; only Gemma 3's template is rendered natively so far")
+        let template: String
+        do { template = try tokenizer.resolveChatTemplate(chatTemplate) } catch { throw ProcessorError("\(error)") }
+        let renderer: JinjaChatRenderer
+        do { renderer = try JinjaChatRenderer(tokenizer: tokenizer, template: template) }
+        catch { throw ProcessorError("\(chatTemplate == nil ? dir.path : "chat template"): \(error)") }
+        if policy.assistantOnlyLoss && !renderer.marksGeneration {
+            // TRL refuses this too: without {% generation %} blocks there is no assistant mask.
+            throw ProcessorError("\(dir.path): assistant_only_loss needs a chat template with {% generation %} blocks; use TRL's training template (e.g. trl/chat_templates/gemma3_training.jinja) via chat_template_path")
         }
-        let marksGeneration = t.contains("{% generation") || t.contains("{%- generation")
-        templateNote = marksGeneration ? "Gemma 3 training template (generation spans), rendered natively"
-                                                : "Gemma 3 template, rendered natively (generation spans as TRL's gemma3_training.jinja)"
-        var enc = SampleEncoder(tokenizer: tokenizer, renderer: Gemma3ChatFormat(bosToken: tokenizer.bosToken ?? "<bos>"),
+        templateNote = renderer.marksGeneration ? "chat template with generation blocks (assistant mask), rendered by the Jinja engine"
+                                                : "chat template rendered by the Jinja engine (no generation blocks)"
+        var enc = SampleEncoder(tokenizer: tokenizer, renderer: renderer,
                                 imageProcessor: try Gemma3ImageProcessor(config: imageConfig), tokens: tokens,
                                 policy: policy, bosID: tokenizer.bosTokenId)
         enc.imageLimits = imageLimits
