@@ -20,3 +20,4 @@ if CommandLine.arguments.dropFirst().first == "train" { runTrainBench() }
 if suite == "train" { runTrainBench() }
 if suite == "train-gemma" { runTrainGemmaBench(suiteArgs) }
 if CommandLine.arguments.dropFirst().first == "model-4b-memory" { try Model4BMemoryBench.run() }
+if suite == "train-gemma-memory" { runTrainGemmaMemoryBench(suiteArgs) }
