@@ -124,6 +124,30 @@ public func runTrainGemmaBench(_ args: [String]) {
     } catch { print("train-gemma: SFTDeck run failed: \(error)") }
 }
 
+/// `sftdeck-bench train-gemma-memory on|off [steps]`: SFTDeck alone on the `train-gemma` fixture (run that
+/// first) with gradient_checkpointing on or off, one process per setting so peak RSS is the setting's own.
+public func runTrainGemmaMemoryBench(_ args: [String]) {
+    let gc = args.first == "on"
+    let steps = Int(args.dropFirst().first ?? "") ?? 2
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sftdeck-train-bench")
+    do {
+        var c = SFTConfig()
+        c.modelNameOrPath = dir.appendingPathComponent("model").path
+        c.adapterNameOrPath = dir.appendingPathComponent("adapter_init").path
+        c.datasetName = dir.appendingPathComponent("data").path
+        c.usePeft = true; c.loraR = 16; c.loraAlpha = 16; c.loraDropout = 0
+        c.perDeviceTrainBatchSize = 2; c.maxSteps = steps; c.loggingSteps = 1; c.saveStrategy = .no
+        c.gradientCheckpointing = gc; c.maxLength = nil
+        let p = try RunSetup.prepare(c)
+        let t = try Trainer(config: c, model: p.model, train: p.train)
+        let t0 = Date()
+        try t.run()
+        print(String(format: "train-gemma-memory: gradient_checkpointing %@: peak RSS %.0f MB, %.2f s/step, losses %@", gc ? "on" : "off",
+                     Double(ResourceUsage.peakResidentBytes()) / 1_048_576, Date().timeIntervalSince(t0) / Double(steps),
+                     t.logHistory.compactMap { $0["loss"] }.map { String(format: "%.6f", $0) }.joined(separator: " ")))
+    } catch { print("train-gemma-memory: \(error) (run `sftdeck-bench train-gemma` first to create the fixture)") }
+}
+
 extension ResourceUsage {
     /// Peak resident set size (getrusage ru_maxrss).
     public static func peakResidentBytes() -> Int {

@@ -6,7 +6,7 @@ import Tensor
 print("sftdeck-bench: OpenBLAS core \(BLASRuntime.coreName)")
 let suite = CommandLine.arguments.dropFirst().first ?? ""
 let suiteArgs = Array(CommandLine.arguments.dropFirst(2))
-let suites = ["tensor", "quant", "tokenizer", "parquet", "pipeline", "model", "model-4b-memory", "train", "train-gemma"]
+let suites = ["tensor", "quant", "tokenizer", "parquet", "pipeline", "model", "model-4b-memory", "train", "train-gemma", "train-gemma-memory"]
 
 do {
     switch suite {
@@ -19,6 +19,7 @@ do {
     case "model-4b-memory": try Model4BMemoryBench.run()
     case "train": runTrainBench()
     case "train-gemma": runTrainGemmaBench(suiteArgs)
+    case "train-gemma-memory": runTrainGemmaMemoryBench(suiteArgs)
     default:
         FileHandle.standardError.write(Data("usage: sftdeck-bench SUITE [args]; suites: \(suites.joined(separator: ", "))\n".utf8))
         exit(2)
