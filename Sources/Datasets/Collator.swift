@@ -52,7 +52,7 @@ public struct TrainingSample: Sendable {
                 }
             }
         }
-        let sample = TrainingSample(row: row.index, messages: row.messages, images: images)
+        let sample = TrainingSample(row: row.index, messages: row.messages, completion: row.completion, images: images)
         if sample.placeholderCount != images.count {
             warnings.append(DatasetWarning(row: row.index, kind: .imageCountMismatch,
                                            message: "\(sample.placeholderCount) image placeholders in the messages but \(images.count) images"))

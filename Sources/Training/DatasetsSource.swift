@@ -28,18 +28,8 @@ public final class DatasetsSource: BatchSource {
     public var sampleCount: Int { dataset.count }
 
     public func batch(indices: [Int]) throws -> TrainingBatch {
-        let samples: [TrainingSample] = try indices.map { i in
-            let row = try dataset.row(i)
-            let images: [Data] = try row.images.map { ref in
-                switch ref {
-                case .bytes(let d): return d
-                case .file(let u):
-                    guard let d = try? Data(contentsOf: u) else { throw TrainingError("\(u.path): cannot read image of row \(i)") }
-                    return d
-                }
-            }
-            return TrainingSample(row: i, messages: row.messages, images: images)
-        }
+        // One conversion for trainer, inspector and benchmark (prompt/completion rows keep their completion).
+        let samples: [TrainingSample] = try indices.map { i in try TrainingSample.from(dataset.row(i)).0 }
         let cb = try pipeline.collate(samples)
         droppedRows += cb.droppedRows
         return Gemma3TrainingBatch(ModelBatch(batchSize: cb.batchSize, seqLen: cb.sequenceLength, inputIDs: cb.inputIDs,
