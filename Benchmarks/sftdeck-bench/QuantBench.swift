@@ -48,7 +48,6 @@ private func residentMemory() -> (rss: Int, peak: Int) {
     return (field("VmRSS:"), field("VmHWM:"))
 }
 
-// processCPUSeconds() (CPU seconds of the whole process) is shared with TensorBench.swift.
 
 private func gib(_ b: Int) -> String { String(format: "%.2f GiB", Double(b) / Double(1 << 30)) }
 

@@ -4,12 +4,6 @@ import Dispatch
 import Foundation
 import Tensor
 
-/// Process CPU seconds (all threads), to see how much of the machine a measurement really had.
-fileprivate func processCPUSeconds() -> Double {
-    var u = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &u)
-    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
-}
 
 /// Cores actually used by the last `bestTime` run (CPU seconds / wall seconds): about 2 on a quiet
 /// machine, much less when other jobs share it.

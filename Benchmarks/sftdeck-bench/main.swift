@@ -1,22 +1,29 @@
 import Foundation
 import Tensor
-// Benchmarks: each suite prints its figures as ratios against a reference measured in the same run.
-// Usage: sftdeck-bench SUITE [args]  (suites: see the dispatch below)
+// Benchmarks: each suite prints its figures as ratios against a reference measured in the same run
+// (OpenBLAS sgemm peak, memory bandwidth, HF tokenizers, pyarrow, PyTorch/TRL via /work-style venvs).
+// Usage: sftdeck-bench SUITE [args]
 print("sftdeck-bench: OpenBLAS core \(BLASRuntime.coreName)")
 let suite = CommandLine.arguments.dropFirst().first ?? ""
 let suiteArgs = Array(CommandLine.arguments.dropFirst(2))
+let suites = ["tensor", "quant", "tokenizer", "parquet", "pipeline", "model", "model-4b-memory", "train", "train-gemma"]
 
-if suite == "quant" { runQuantBench() }
-
-if suite == "parquet" { try runParquetBench(suiteArgs) }
-
-if CommandLine.arguments.dropFirst().first == "pipeline" { do { try runPipelineBench(Array(CommandLine.arguments.dropFirst(2))) } catch { print("pipeline: \(error)"); exit(1) } }
-
-if CommandLine.arguments.dropFirst().first == "model" { try ModelBench.run(arguments: Array(CommandLine.arguments.dropFirst(2))) }
-
-if suite == "tensor" { runTensorBench() }
-if CommandLine.arguments.dropFirst().first == "tokenizer" { runTokenizerBench() }
-if CommandLine.arguments.dropFirst().first == "train" { runTrainBench() }
-if suite == "train" { runTrainBench() }
-if suite == "train-gemma" { runTrainGemmaBench(suiteArgs) }
-if CommandLine.arguments.dropFirst().first == "model-4b-memory" { try Model4BMemoryBench.run() }
+do {
+    switch suite {
+    case "tensor": runTensorBench()
+    case "quant": runQuantBench()
+    case "tokenizer": runTokenizerBench()
+    case "parquet": try runParquetBench(suiteArgs)
+    case "pipeline": try runPipelineBench(suiteArgs)
+    case "model": try ModelBench.run(arguments: suiteArgs)
+    case "model-4b-memory": try Model4BMemoryBench.run()
+    case "train": runTrainBench()
+    case "train-gemma": runTrainGemmaBench(suiteArgs)
+    default:
+        FileHandle.standardError.write(Data("usage: sftdeck-bench SUITE [args]; suites: \(suites.joined(separator: ", "))\n".utf8))
+        exit(2)
+    }
+} catch {
+    FileHandle.standardError.write(Data("sftdeck-bench \(suite): \(error)\n".utf8))
+    exit(1)
+}

@@ -74,10 +74,8 @@ final class DecodedLeafColumn {
                     throw ParquetDecodeError("unsupported dictionary encoding \(encodingName(dh.encoding))")
                 }
                 let data = try decompress(body, codec: meta.codec, uncompressedSize: uncompressed)
-                let dict = LeafValueStore(physical: meta.type)
                 guard dh.numValues >= 0 else { throw ParquetDecodeError("negative dictionary size") }
-                try data.withUnsafeBytes { try dict.appendPlain($0, count: Int(dh.numValues), typeLength: typeLength) }
-                dictionary = dict
+                dictionary = try LeafValueStore.dictionary(fromPlain: data, count: Int(dh.numValues), physical: meta.type, typeLength: typeLength)
             case .dataPage:
                 guard let dh = header.dataPage else { throw ParquetDecodeError("data page without its header") }
                 let data = try decompress(body, codec: meta.codec, uncompressedSize: uncompressed)

@@ -170,6 +170,37 @@ final class LeafValueStore {
     private(set) var indirectDictionary: LeafValueStore?
     private(set) var indirectIndices: [UInt32] = []
     static let ownValueFlag: UInt32 = 1 << 31
+    /// True for a dictionary that adopted its PLAIN page as `bytes`: value k then ends 4 bytes (the next
+    /// value's length prefix) before `offsets[k+1]`.
+    private(set) var lengthPrefixed = false
+
+    /// The values of a dictionary page. BYTE_ARRAY pages are adopted as they are (no copy of the values).
+    static func dictionary(fromPlain page: [UInt8], count: Int, physical: ParquetPhysicalType, typeLength: Int) throws -> LeafValueStore {
+        let store = LeafValueStore(physical: physical)
+        guard physical == .byteArray else {
+            try page.withUnsafeBytes { try store.appendPlain($0, count: count, typeLength: typeLength) }
+            return store
+        }
+        guard count >= 0, count <= page.count / 4 else { throw ParquetDecodeError("\(count) byte arrays cannot fit in \(page.count) bytes") }
+        var offsets: [Int] = []
+        offsets.reserveCapacity(count + 1)
+        var pos = 0
+        try page.withUnsafeBytes { buf in
+            for _ in 0..<count {
+                guard pos + 4 <= buf.count else { throw ParquetDecodeError("PLAIN byte array length past the end of the page") }
+                let len = Int(UInt32(littleEndian: buf.loadUnaligned(fromByteOffset: pos, as: UInt32.self)))
+                pos += 4
+                guard len <= buf.count - pos else { throw ParquetDecodeError("byte array of \(len) bytes runs past the end of the page") }
+                offsets.append(pos)
+                pos += len
+            }
+        }
+        offsets.append(pos + 4)
+        store.bytes = page
+        store.offsets = offsets
+        store.lengthPrefixed = true
+        return store
+    }
 
     init(physical: ParquetPhysicalType) {
         self.physical = physical
@@ -208,8 +239,9 @@ final class LeafValueStore {
                 if x & Self.ownValueFlag == 0 { return dict.value(Int(x), asString: asString) }
                 own = Int(x & ~Self.ownValueFlag)
             }
+            let end = offsets[own + 1] - (lengthPrefixed ? 4 : 0)
             return bytes.withUnsafeBytes { b in
-                let slice = UnsafeRawBufferPointer(rebasing: b[offsets[own]..<offsets[own + 1]])
+                let slice = UnsafeRawBufferPointer(rebasing: b[offsets[own]..<end])
                 return asString ? .string(String(decoding: slice, as: UTF8.self)) : .bytes(Data(slice))
             }
         }

@@ -6,7 +6,7 @@ final class BPEModel: @unchecked Sendable {
     let vocab: [ByteKey: Int32]
     let idToToken: [String?]
     /// (left id << 32 | right id) → (rank << 32 | merged id)
-    let merges: [UInt64: UInt64]
+    let merges: PairTable
     let unkId: Int32?
     let fuseUnk: Bool
     let byteFallback: Bool
@@ -91,7 +91,7 @@ final class BPEModel: @unchecked Sendable {
             let key = UInt64(UInt32(bitPattern: ia)) << 32 | UInt64(UInt32(bitPattern: ib))
             if merges[key] == nil { merges[key] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: im)) }
         }
-        self.merges = merges
+        self.merges = PairTable(merges)
 
         bmpIds = [Int32](repeating: -1, count: 0x10000)
         astralIds = [:]
@@ -176,7 +176,7 @@ final class BPEModel: @unchecked Sendable {
             let nx = Int(syms[pos].next)
             guard nx >= 0 else { return }
             let k = UInt64(UInt32(bitPattern: syms[pos].id)) << 32 | UInt64(UInt32(bitPattern: syms[nx].id))
-            guard let m = merges[k] else { return }
+            guard let m = merges.get(k) else { return }
             let e = (key: (m >> 32) << 32 | UInt64(pos), newId: Int32(bitPattern: UInt32(truncatingIfNeeded: m)))
             heap.append(e)
             var c = heap.count - 1
@@ -209,7 +209,7 @@ final class BPEModel: @unchecked Sendable {
                 let nx = Int(syms[pos].next)
                 if nx < 0 { continue }
                 let k = UInt64(UInt32(bitPattern: syms[pos].id)) << 32 | UInt64(UInt32(bitPattern: syms[nx].id))
-                guard let m = merges[k], Int32(bitPattern: UInt32(truncatingIfNeeded: m)) == top.newId, (m >> 32) == (top.key >> 32) else { continue }
+                guard let m = merges.get(k), Int32(bitPattern: UInt32(truncatingIfNeeded: m)) == top.newId, (m >> 32) == (top.key >> 32) else { continue }
                 syms[pos].id = top.newId
                 syms[pos].end = syms[nx].end
                 syms[pos].next = syms[nx].next
@@ -223,6 +223,40 @@ final class BPEModel: @unchecked Sendable {
         while i >= 0 {
             res.append(syms[i].id); res.append(syms[i].start); res.append(syms[i].end)
             i = Int(syms[i].next)
+        }
+    }
+}
+
+/// Open-addressing hash table for merge lookups (a multiply-shift hash instead of SipHash: this lookup is the
+/// inner loop of BPE).
+struct PairTable {
+    private var keys: [UInt64]
+    private var values: [UInt64]
+    private let mask: Int
+    private let shift: UInt64
+    static let empty = UInt64.max
+
+    init(_ d: [UInt64: UInt64]) {
+        var cap = 16
+        while cap < d.count * 2 { cap <<= 1 }
+        keys = [UInt64](repeating: PairTable.empty, count: cap)
+        values = [UInt64](repeating: 0, count: cap)
+        mask = cap - 1
+        shift = UInt64(64 - cap.trailingZeroBitCount)
+        for (k, v) in d {
+            var i = slot(k)
+            while keys[i] != PairTable.empty { i = (i + 1) & mask }
+            keys[i] = k; values[i] = v
+        }
+    }
+    @inline(__always) private func slot(_ k: UInt64) -> Int { Int(truncatingIfNeeded: (k &* 0x9E37_79B9_7F4A_7C15) >> shift) & mask }
+    @inline(__always) func get(_ k: UInt64) -> UInt64? {
+        var i = slot(k)
+        while true {
+            let x = keys[i]
+            if x == k { return values[i] }
+            if x == PairTable.empty { return nil }
+            i = (i + 1) & mask
         }
     }
 }

@@ -132,7 +132,14 @@ indirect enum Normalizer {
     func normalize(_ t: inout NormalizedText) {
         switch self {
         case .sequence(let list): for n in list { n.normalize(&t) }
-        case .replace(let p, let c): t.replace(p.matches(t.scalars), with: c)
+        case .replace(let p, let c):
+            // One scalar for one scalar (Gemma's " " → "▁"): in place, alignments unchanged.
+            if case .literal(let lit) = p, lit.count == 1, c.count == 1 {
+                let a = lit[0], b = c[0]
+                for i in 0..<t.scalars.count where t.scalars[i] == a { t.scalars[i] = b }
+                return
+            }
+            t.replace(p.matches(t.scalars), with: c)
         case .prepend(let p): t.prepend(p)
         case .lowercase:
             t.transform { v in

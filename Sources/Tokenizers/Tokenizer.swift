@@ -277,7 +277,7 @@ public final class Tokenizer: @unchecked Sendable {
         let pieces = preTokenizer.map { $0.run([t]) } ?? [t]
         for p in pieces where !p.isEmpty {
             buf.removeAll(keepingCapacity: true)
-            model.tokenize(p.scalars[...], into: &buf)
+            model.tokenize(p.scalars, into: &buf)
             var i = 0
             while i < buf.count {
                 let id = Int(buf[i]), a = Int(buf[i + 1]), b = Int(buf[i + 2])
@@ -316,7 +316,7 @@ public final class Tokenizer: @unchecked Sendable {
                         }
                         for p in preTokenizer.map({ $0.run([t2]) }) ?? [t2] where !p.isEmpty {
                             buf.removeAll(keepingCapacity: true)
-                            model.tokenize(p.scalars[...], into: &buf)
+                            model.tokenize(p.scalars, into: &buf)
                             var i = 0
                             while i < buf.count { out.append(buf[i]); i += 3 }
                         }

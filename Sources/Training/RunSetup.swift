@@ -46,7 +46,7 @@ public enum RunSetup {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { return URL(fileURLWithPath: path) }
         let env = ProcessInfo.processInfo.environment
-        let cache = env["HF_HUB_CACHE"] ?? (env["HF_HOME"].map { $0 + "/hub" }) ?? (NSHomeDirectory() + "/.cache/huggingface/hub")
+        let cache = env["HF_HUB_CACHE"] ?? (env["HF_HOME"].map { $0 + "/hub" }) ?? ((env["HOME"] ?? NSHomeDirectory()) + "/.cache/huggingface/hub")
         let repo = URL(fileURLWithPath: cache).appendingPathComponent("models--" + path.replacingOccurrences(of: "/", with: "--"))
         let refMain = repo.appendingPathComponent("refs/main")
         if let rev = try? String(contentsOf: refMain, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) {

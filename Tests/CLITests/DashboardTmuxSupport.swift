@@ -6,6 +6,8 @@ import XCTest
 final class TmuxSession {
     let socket = "sftdeck-test-\(UUID().uuidString.prefix(8))"
     let name = "t"
+    /// A fresh HOME per session, so recent-dataset lists and HF caches of the machine never leak in.
+    let home = NSTemporaryDirectory() + "sftdeck-home-\(UUID().uuidString.prefix(8))"
     static var tmuxPath: String? {
         for p in ["/usr/bin/tmux", "/usr/local/bin/tmux", "/opt/homebrew/bin/tmux"] where FileManager.default.isExecutableFile(atPath: p) { return p }
         return nil
@@ -15,13 +17,20 @@ final class TmuxSession {
     init(_ arguments: [String], width: Int = 120, height: Int = 40, env: [String: String] = [:], cwd: String? = nil) throws {
         guard Self.tmuxPath != nil else { throw XCTSkip("tmux is not installed (Scripts/setup.sh installs it); the dashboard tmux tests need it") }
         let shellQuoted = ([sftdeckBinary().path] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        var env = env
+        if env["HOME"] == nil { env["HOME"] = home }
+        if env["HF_HOME"] == nil && env["HF_HUB_CACHE"] == nil { env["HF_HOME"] = home + "/hf" }
         let envPrefix = env.map { "\($0.key)='\($0.value)'" }.joined(separator: " ")
         // Keep the pane open after the program exits so its last screen (or error) can be read.
         let cmd = "cd '\(cwd ?? FileManager.default.currentDirectoryPath)' && env \(envPrefix) \(shellQuoted); echo \"[exit $?]\"; sleep 30"
         try tmux(["-f", "/dev/null", "new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)", cmd], capture: false)
     }
 
-    deinit { _ = try? tmux(["kill-server"], capture: false) }
+    deinit {
+        _ = try? tmux(["kill-server"], capture: false)
+        try? FileManager.default.removeItem(atPath: home)
+    }
 
     /// Runs tmux with posix_spawn and waitpid, its output going to a temporary file: the command
     /// that starts the server would otherwise hand the server our pipe (no end-of-file ever), and

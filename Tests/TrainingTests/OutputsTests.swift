@@ -197,3 +197,19 @@ final class EngineTests: XCTestCase {
         XCTAssertTrue(rec.events.contains(.failed(reason: "model folder x: no config.json")))
     }
 }
+
+final class SaveStrategyTests: XCTestCase {
+    /// save_strategy epoch: one checkpoint at each epoch end (steps 4, 8, 12 for 4 updates per epoch).
+    func testEpochCheckpoints() throws {
+        let out = tempDir()
+        var toy = try TrainerParityTests.loadToy("default")
+        toy.config.outputDir = out.path; toy.config.saveStrategy = .epoch
+        let t = try Trainer(config: toy.config, model: toy.model, train: toy.train)
+        t.writer = RunWriter(outputDir: out, runName: "r")
+        try t.run()
+        XCTAssertEqual(RunWriter.checkpoints(in: out).map(\.step), [4, 8, 12])
+        XCTAssertThrowsError(try RunWriter.resolveResume("true", outputDir: tempDir("empty"))) { e in
+            XCTAssertTrue("\(e)".contains("has no checkpoint-N folder"), "\(e)")
+        }
+    }
+}

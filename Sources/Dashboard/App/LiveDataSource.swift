@@ -110,7 +110,11 @@ public final class LiveDataSource: DashboardDataSource {
 
 /// Recently inspected dataset paths (~/.cache/sftdeck/recent-datasets.txt, newest first).
 enum RecentDatasets {
-    static var file: String { NSHomeDirectory() + "/.cache/sftdeck/recent-datasets.txt" }
+    static var file: String {
+        let env = ProcessInfo.processInfo.environment
+        let cache = env["XDG_CACHE_HOME"] ?? ((env["HOME"] ?? NSHomeDirectory()) + "/.cache")
+        return cache + "/sftdeck/recent-datasets.txt"
+    }
     static func load() -> [String] {
         guard let t = try? String(contentsOfFile: file, encoding: .utf8) else { return [] }
         return t.split(separator: "\n").map(String.init).filter { FileManager.default.fileExists(atPath: $0) }

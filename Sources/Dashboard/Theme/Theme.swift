@@ -160,7 +160,7 @@ extension Theme {
             dir = dir.deletingLastPathComponent()
             dirs.append(dir.path + "/themes")
         }
-        dirs.append(NSHomeDirectory() + "/.config/sftdeck/themes")
+        dirs.append((ProcessInfo.processInfo.environment["XDG_CONFIG_HOME"] ?? ((ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()) + "/.config")) + "/sftdeck/themes")
         return dirs
     }
 }

@@ -10,9 +10,9 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate an answer from a Gemma 3 checkpoint (optionally with a LoRA adapter and images).",
         discussion: """
-        The prompt is one user turn in Gemma 3's chat format (images first, then the text), followed by
-        the model turn: <bos><start_of_turn>user\\n[images]TEXT<end_of_turn>\\n<start_of_turn>model\\n,
-        each image expanded as the Gemma 3 processor does (\\n\\n<start_of_image> + mm_tokens_per_image
+        The prompt is one user turn (images first, then the text) rendered with the checkpoint's chat
+        template with the generation prompt (without a template: Gemma 3's
+        <bos><start_of_turn>user\\n[images]TEXT<end_of_turn>\\n<start_of_turn>model\\n), each image expanded as the Gemma 3 processor does (\\n\\n<start_of_image> + mm_tokens_per_image
         soft tokens + <end_of_image>\\n\\n). --raw sends the prompt text as is (with <bos>).
         Generation uses a KV cache and stops at <end_of_turn> or an eos id from config.json.
         Decoding is greedy unless --temperature > 0 (then top-k, top-p as transformers applies them).
@@ -54,8 +54,7 @@ struct GenerateCommand: ParsableCommand {
         let m = try Gemma3Model.load(from: dir)
         if let a = adapter { try m.loadAdapter(from: URL(fileURLWithPath: (a as NSString).expandingTildeInPath)) }
         let tokURL = dir.appendingPathComponent("tokenizer.json")
-        guard let tokData = try? Data(contentsOf: tokURL) else { throw CLIError("\(tokURL.path): cannot read tokenizer.json") }
-        let tok = try Tokenizer(tokenizerJSON: tokData, source: tokURL.path)
+        let tok = try Tokenizer.load(folder: dir)
 
         // images → pixel values (N, 3, S, S)
         var pixels: [Float] = []
@@ -81,7 +80,12 @@ struct GenerateCommand: ParsableCommand {
             return s
         }
         var text: String
-        if raw { text = "<bos>" + prompt } else {
+        if raw { text = "<bos>" + prompt } else if tok.chatTemplate != nil {
+            // the checkpoint's own chat template: one user turn, images first
+            let parts = [ContentPart](repeating: .image, count: images.count) + [.text(prompt)]
+            text = try tok.renderChatTemplate(messages: [ChatMessage(role: "user", parts: parts).jinjaValue], addGenerationPrompt: true).text
+        } else {
+            // no template in the folder: Gemma 3's format
             text = "<bos><start_of_turn>user\n"
             if !images.isEmpty { text += String(repeating: "<start_of_image>", count: images.count) }
             text += prompt.trimmingCharacters(in: .whitespacesAndNewlines) + "<end_of_turn>\n<start_of_turn>model\n"
