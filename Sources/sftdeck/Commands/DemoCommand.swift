@@ -55,7 +55,7 @@ struct DemoCommand: ParsableCommand {
 
         """.utf8))
         if noOpen { return }
-        var args = ["--config", llavaConfig, "--runs", root.appendingPathComponent("runs").path]
+        var args = ["--config", llavaConfig, "--runs", root.appendingPathComponent("runs").path, "--dataset", summary.mmiuFolder.path]
         if let t = frontEnd.theme { args += ["--theme", t] }
         if frontEnd.headless { args.append("--headless") }
         if frontEnd.jsonl { args.append("--jsonl") }
