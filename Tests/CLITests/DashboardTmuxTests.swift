@@ -69,4 +69,24 @@ final class DashboardTmuxTests: XCTestCase {
         XCTAssertTrue(esc.contains("\u{1b}[7m") || esc.contains(";7m") || esc.contains("[1;7m"), "selection shown in reverse video")
         t.send("q")
     }
+
+    /// The same theme on an 8-colour terminal uses the basic SGR colours (30-37 / 40-47), on a
+    /// 256-colour one the xterm palette (38;5;N), and on one without colours none at all.
+    func testColourDepthFollowsTheTerminal() throws {
+        func escapes(term: String) throws -> String {
+            let t = try TmuxSession(["--runs", fixtures], env: ["TERM": term])
+            t.waitFor("5 Runs")
+            let e = t.screen(escapes: true)
+            t.send("q")
+            return e
+        }
+        let e8 = try escapes(term: "screen")
+        XCTAssertFalse(e8.contains("38;5;"), e8.prefix(300).description)
+        XCTAssertTrue(e8.range(of: #"\[(\d+;)*3[0-7]m"#, options: .regularExpression) != nil, e8.prefix(300).description)
+        let e256 = try escapes(term: "xterm-256color")
+        XCTAssertTrue(e256.contains("38;5;"), e256.prefix(300).description)
+        let mono = try escapes(term: "vt100")
+        XCTAssertNil(mono.range(of: #"\[(\d+;)*(3|4)[0-7]m|38;5;"#, options: .regularExpression), mono.prefix(300).description)
+        XCTAssertTrue(mono.contains("7m"), "selection in reverse video without colours")
+    }
 }

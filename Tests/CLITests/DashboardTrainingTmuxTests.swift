@@ -144,4 +144,23 @@ final class DashboardTrainingTmuxTests: XCTestCase {
         let ckpts = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out").path).filter { $0.hasPrefix("checkpoint-") }
         XCTAssertEqual(ckpts.count, 1, out)
     }
+
+    func testDemoOpensTheDashboardAndTrains() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString.prefix(8))").path
+        let t = try TmuxSession(["demo", "--dir", dir, "--max-steps", "400"])
+        t.waitFor("3 Config", timeout: 60)
+        t.waitFor("learning_rate")
+        t.send("1")
+        t.waitFor("llava-shapes  [config]")
+        t.waitFor("mmiu-shapes  [recent]")
+        t.send("Enter")
+        t.waitFor("demo token view") { $0.contains("■ trained ") && $0.contains("<image_soft_token>×4") }
+        t.send("4")
+        t.send("s")
+        t.waitFor("steps advance", timeout: 60) { (self.stepShown($0) ?? 0) >= 2 }
+        t.send("q")
+        t.waitFor("Training is running. Stop it")
+        t.send("y")
+        t.waitFor("[exit 0]", timeout: 60)
+    }
 }

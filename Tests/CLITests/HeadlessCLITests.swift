@@ -40,4 +40,17 @@ final class HeadlessCLITests: XCTestCase {
         let bad = try runSFTDeck(["plot", "/nonexistent/run"], expectStatus: 2)
         XCTAssertEqual(bad, "Error: /nonexistent/run: no such folder\n")
     }
+
+    func testDemoWithoutTerminalGeneratesAndTrainsHeadless() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString.prefix(8))").path
+        let out = try runSFTDeck(["demo", "--dir", dir, "--max-steps", "4"])
+        XCTAssertTrue(out.contains("demo: 240 + 60 single-image rows, 120 multi-image rows"), out)
+        XCTAssertTrue(out.contains("***** Running training *****"), out)
+        XCTAssertEqual(out.split(separator: "\n").filter { $0.hasPrefix("{'loss': ") }.count, 2, out)   // logging_steps 2
+        XCTAssertTrue(out.hasSuffix("Training completed.\n"), out)
+        for f in ["model/model.safetensors", "model/tokenizer.json", "model/preprocessor_config.json", "demo-llava.yaml", "demo-mmiu.yaml",
+                  "datasets/llava-shapes/data/train-00000-of-00001.parquet", "runs/llava/train_log.jsonl"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + f), f)
+        }
+    }
 }

@@ -124,3 +124,21 @@ final class RenderTests: XCTestCase {
         XCTAssertEqual(Thumbnail.fit(width: 200, height: 100, maxCols: 20, maxRows: 8).rows, 5)
     }
 }
+
+final class DecimationTests: XCTestCase {
+    func testDecimationKeepsExtremesAndEnds() {
+        var pts: [(x: Double, y: Double)] = []
+        for i in 0..<1000 {
+            let y: Double = i == 517 ? 99 : (i == 233 ? -5 : sin(Double(i) / 30))
+            pts.append((x: Double(i), y: y))
+        }
+        let d = LineChart.decimate(pts, columns: 50, x: 0...999)
+        XCTAssertLessThanOrEqual(d.count, 200)
+        XCTAssertEqual(d.first?.x, 0); XCTAssertEqual(d.last?.x, 999)
+        XCTAssertTrue(d.contains { $0.y == 99 } && d.contains { $0.y == -5 })
+        let xs = d.map { $0.x }
+        XCTAssertEqual(xs, xs.sorted(), "x order kept")
+        // Few points pass through untouched.
+        XCTAssertEqual(LineChart.decimate(Array(pts.prefix(100)), columns: 50, x: 0...99).count, 100)
+    }
+}

@@ -90,9 +90,11 @@ public struct ScreenBuffer: Sendable {
     }
     public var bounds: Rect { Rect(x: 0, y: 0, width: width, height: height) }
 
+    /// Reads outside the frame give a blank cell and writes there are dropped: a layout slip
+    /// clips instead of taking the terminal down.
     public subscript(x: Int, y: Int) -> Cell {
-        get { cells[y * width + x] }
-        set { cells[y * width + x] = newValue }
+        get { x >= 0 && y >= 0 && x < width && y < height ? cells[y * width + x] : Cell() }
+        set { if x >= 0 && y >= 0 && x < width && y < height { cells[y * width + x] = newValue } }
     }
 
     public mutating func clear(_ style: Style = .plain) {

@@ -99,6 +99,32 @@ public struct LineChart {
         return (x0...x1, y0...y1)
     }
 
+    /// At most the first, lowest, highest and last point of each pixel column, in x order: a long
+    /// run draws the same picture from a few hundred points instead of thousands.
+    public static func decimate(_ pts: [(x: Double, y: Double)], columns: Int, x xr: ClosedRange<Double>) -> [(x: Double, y: Double)] {
+        guard columns > 0, pts.count > 4 * columns else { return pts }
+        var out: [(x: Double, y: Double)] = []
+        out.reserveCapacity(4 * columns)
+        let span = xr.upperBound - xr.lowerBound
+        var bucket = -1
+        var first = 0, lo = 0, hi = 0, last = 0
+        func flush() {
+            guard bucket >= 0 else { return }
+            for i in Set([first, lo, hi, last]).sorted() { out.append(pts[i]) }
+        }
+        for (i, p) in pts.enumerated() {
+            let b = p.x.isFinite ? min(columns - 1, max(0, Int((p.x - xr.lowerBound) / span * Double(columns)))) : bucket
+            if b != bucket { flush(); bucket = b; first = i; lo = i; hi = i; last = i; continue }
+            if p.y.isFinite {
+                if !pts[lo].y.isFinite || p.y < pts[lo].y { lo = i }
+                if !pts[hi].y.isFinite || p.y > pts[hi].y { hi = i }
+            }
+            last = i
+        }
+        flush()
+        return out
+    }
+
     public func draw(_ buf: inout ScreenBuffer, _ rect: Rect, ctx: RenderContext) {
         guard rect.height >= 1, rect.width >= 4 else { return }
         let theme = ctx.theme
@@ -146,7 +172,7 @@ public struct LineChart {
         let pw = Double(grid.pixelWidth - 1), ph = Double(grid.pixelHeight - 1)
         for (si, s) in series.enumerated() {
             var prev: (Int, Int)? = nil
-            for p in s.points {
+            for p in Self.decimate(s.points, columns: grid.pixelWidth, x: xr) {
                 guard p.x.isFinite, p.y.isFinite else { prev = nil; continue }
                 let px = Int(((p.x - xr.lowerBound) / (xr.upperBound - xr.lowerBound) * pw).rounded())
                 let yc = min(max(p.y, yr.lowerBound), yr.upperBound)

@@ -38,10 +38,14 @@ struct DashboardCommand: ParsableCommand {
     @Option(name: .long, help: "A folder to look for past runs in (repeatable; the config's output_dir is always searched).")
     var runs: [String] = []
 
+    @Option(name: .long, help: "Another dataset to list on the Datasets screen: a folder, a file or a hub id (repeatable).")
+    var dataset: [String] = []
+
     @OptionGroup var frontEnd: FrontEndOptions
 
     func run() throws {
         let source = LiveDataSource(configPath: config, runRoots: runs)
+        source.extraDatasets = dataset
         if frontEnd.isHeadless {
             guard config != nil else {
                 throw failure("no terminal: the dashboard needs one; to train without it pass --config FILE (with --headless)", code: 2)
