@@ -21,10 +21,7 @@ final class TmuxSession {
         var env = env
         if env["HOME"] == nil { env["HOME"] = home }
         if env["HF_HOME"] == nil && env["HF_HUB_CACHE"] == nil { env["HF_HOME"] = home + "/hf" }
-        // A home of its own: recent-dataset lists and the HF cache never leak between tests.
-        let home = NSTemporaryDirectory() + "sftdeck-home-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
-        let envPrefix = (["HOME": home].merging(env) { $1 }).map { "\($0.key)='\($0.value)'" }.joined(separator: " ")
+        let envPrefix = env.map { "\($0.key)='\($0.value)'" }.joined(separator: " ")
         // Keep the pane open after the program exits so its last screen (or error) can be read.
         let cmd = "cd '\(cwd ?? FileManager.default.currentDirectoryPath)' && env \(envPrefix) \(shellQuoted); echo \"[exit $?]\"; sleep 30"
         try tmux(["-f", "/dev/null", "new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)", cmd], capture: false)
