@@ -83,6 +83,9 @@ struct DemoCommand: ParsableCommand {
         lora_r: 8
         lora_alpha: 16
         lora_dropout: 0.0
+        # The tiny random model starts with a near-zero output head: train it (as the guide does) so the
+        # demo visibly learns (loss 6.0 -> ~0.25 in 120 steps; LoRA alone stalls near ln(vocab)).
+        lora_modules_to_save: [lm_head, embed_tokens]
         per_device_train_batch_size: 4
         gradient_accumulation_steps: 1
         max_steps: \(steps)
