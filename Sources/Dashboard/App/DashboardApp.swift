@@ -113,8 +113,9 @@ public final class DashboardApp {
         guard !events.isEmpty else { return false }
         for e in events {
             run.apply(e)
-            if case .checkpointSaved = e { runs.runs = source.listRuns() }
+            // Rescanning runs reads event files: only when the run ends or the Runs screen is open.
             if case .finished = e { runs.runs = source.listRuns() }
+            if case .checkpointSaved = e, screen == .runs { runs.runs = source.listRuns() }
         }
         dirty = true
         return true

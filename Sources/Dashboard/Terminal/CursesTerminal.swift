@@ -163,17 +163,25 @@ public enum TerminalLoop {
         var quitRequestedAt: Date? = nil
         var stats = FrameStats()
         defer { if environment["SFTDECK_FRAME_STATS"] != nil { stats.report() } }
+        // A key redraws at once; engine data alone at most every `dataFrameInterval` (10 fps), so
+        // the screen takes little CPU from training on a 2-core machine.
+        let dataFrameInterval: UInt64 = 100_000_000
+        var lastDraw: UInt64 = 0
         while true {
+            var urgent = false
             if let key = term.readKey() {
                 if key == .resize { term.invalidate() }
                 app.handle(key)
+                urgent = true
                 // Take every key already waiting before drawing.
                 while let more = termKeyNoWait(term) { if more == .resize { term.invalidate() }; app.handle(more) }
             }
             app.pump()
             let now = term.size
-            if now.width != size.width || now.height != size.height { size = now; term.invalidate(); app.dirty = true }
-            if app.dirty {
+            if now.width != size.width || now.height != size.height { size = now; term.invalidate(); app.dirty = true; urgent = true }
+            let clock = DispatchTime.now().uptimeNanoseconds
+            if app.dirty && (urgent || clock - lastDraw >= dataFrameInterval) {
+                lastDraw = clock
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 var buf = ScreenBuffer(width: size.width, height: size.height)
                 app.render(into: &buf, ctx: app.renderContext(glyphs: term.glyphs, colorMode: term.colorMode))
