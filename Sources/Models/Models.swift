@@ -19,7 +19,7 @@
 //   try model.loadAdapter(from: dir) / try model.saveAdapter(to: dir)   // PEFT 0.21.2 folder format
 //   try model.replaceFrozenLinearWeights { name, w in nf4(w) }           // QLoRA: NF4 storage hook
 //   try model.saveWeights(to: dir)   // full checkpoint, LoRA merged, modules_to_save copies untied
-//   (sftdeck's Gemma3RunSetup wraps all this as Training.TrainableModel + a Datasets BatchSource)
+//   (Training's Gemma3Run.swift wraps all this as Training.TrainableModel + a Datasets BatchSource)
 // Parameters (stable order = the model's named_parameters order)
 //   model.trainableParameters: [Parameter]   name (HF / PEFT named_parameters, e.g.
 //     "base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.default.weight"),

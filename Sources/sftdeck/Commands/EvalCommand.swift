@@ -30,7 +30,6 @@ struct EvalCommand: ParsableCommand {
         let wantEval = (split ?? "eval") == "eval"
         if let s = split, s != "eval" && s != "train" { throw CLIError("--split must be eval or train (got \(s))") }
         if wantEval && cfg.evalStrategy == .no { cfg.evalStrategy = .steps }   // ask RunSetup for the eval rows too
-        Gemma3RunSetup.register()
         let prepared: PreparedRun
         do { prepared = try RunSetup.prepare(cfg) } catch { throw CLIError("\(error)") }
         var source: BatchSource = prepared.train
