@@ -456,6 +456,10 @@ extension SFTConfig {
         for r in reportTo where !["none", "tensorboard", "all"].contains(r) {
             w.append("report_to '\(r)' is not available here; SFTDeck writes TensorBoard event files and a JSONL log")
         }
+        if usesBF16 {
+            // Not silent: the guide's bf16 run differs from fp32 in its rounding points (reference-spec §4.9).
+            w.append("bf16: true runs in fp32 here: SFTDeck has no bfloat16 matrix path yet (cblas_sbgemm is not wired), so results equal bf16: false")
+        }
         if attnImplementation != nil { w.append("attn_implementation is ignored: SFTDeck has one (eager-equivalent) attention") }
         return w
     }

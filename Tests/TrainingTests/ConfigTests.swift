@@ -24,6 +24,13 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.gaLossNormalization, .tokens)
     }
 
+    func testBF16SaysItRunsInFP32() throws {
+        let on = try SFTConfig.parse(yaml: "bf16: true")
+        XCTAssertTrue(on.warnings.contains { $0.hasPrefix("bf16: true runs in fp32 here") }, "\(on.warnings)")
+        let off = try SFTConfig.parse(yaml: "bf16: false")
+        XCTAssertFalse(off.warnings.contains { $0.hasPrefix("bf16") }, "\(off.warnings)")
+    }
+
     func testParsesGuideStyleConfig() throws {
         let r = try SFTConfig.parse(yaml: """
         model_name_or_path: google/gemma-3-4b-it
