@@ -6,9 +6,9 @@ struct SFTDeck: ParsableCommand {
         commandName: "sftdeck",
         abstract: "Fine-tune vision-language models (Gemma 3 and friends) with SFT, natively, from a terminal dashboard.",
         discussion: """
-        With no subcommand, sftdeck opens the dashboard. Every subcommand that reports data accepts --json.
-        Configs use TRL's YAML keys (see sample-configs/), so the same file runs with `trl sft --config`.
-        Models and datasets given as hub ids resolve from the local Hugging Face cache
+        With no subcommand, sftdeck opens the dashboard. Every subcommand that reports data accepts --json. \
+        Configs use TRL's YAML keys (see sample-configs/), so the same file runs with `trl sft --config`. \
+        Models and datasets given as hub ids resolve from the local Hugging Face cache \
         ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub); nothing is downloaded.
         """,
         subcommands: [

@@ -26,9 +26,9 @@ struct DashboardCommand: ParsableCommand {
         commandName: "dashboard",
         abstract: "Open the terminal dashboard (the default command).",
         discussion: """
-        Screens: 1 Datasets, 2 Inspector, 3 Config, 4 Train, 5 Runs; ? shows every key.
-        Without a terminal (or with --headless) it trains the --config run and prints progress lines
-        like the HF Trainer's. Exit status: 0 finished, 1 failed, 2 bad arguments or config,
+        Screens: 1 Datasets, 2 Inspector, 3 Config, 4 Train, 5 Runs; ? shows every key. \
+        Without a terminal (or with --headless) it trains the --config run and prints progress lines \
+        like the HF Trainer's. Exit status: 0 finished, 1 failed, 2 bad arguments or config, \
         130 stopped early (Ctrl-C stops after saving a checkpoint).
         """)
 

@@ -10,9 +10,9 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "Generate a synthetic vision-question dataset and a tiny Gemma-3-shaped model, then train it in the dashboard.",
         discussion: """
-        Nothing is downloaded. Writes into --dir: datasets/llava-shapes (parquet conversations, single
-        image), datasets/mmiu-shapes (MMIU layout, multi-image), model/ (tokenizer, chat template,
-        processor and random weights) and demo-llava.yaml / demo-mmiu.yaml, then opens the dashboard on
+        Nothing is downloaded. Writes into --dir: datasets/llava-shapes (parquet conversations, single \
+        image), datasets/mmiu-shapes (MMIU layout, multi-image), model/ (tokenizer, chat template, \
+        processor and random weights) and demo-llava.yaml / demo-mmiu.yaml, then opens the dashboard on \
         demo-llava.yaml (headless training when there is no terminal).
         """)
 

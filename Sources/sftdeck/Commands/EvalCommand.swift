@@ -9,10 +9,10 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Print the per-batch loss of the configured model on the configured dataset (no training).",
         discussion: """
-        Loads the model (and adapter_name_or_path, if set) and the data exactly as `sftdeck train` would
-        (same YAML config, TRL keys), then runs eval-mode forwards over consecutive batches of
-        per_device_eval_batch_size rows in dataset order. Per batch it prints the mean token loss
-        (transformers' ForCausalLMLoss: Σ CE over labels[:, 1:] != -100 / their count), the token count and
+        Loads the model (and adapter_name_or_path, if set) and the data exactly as `sftdeck train` would \
+        (same YAML config, TRL keys), then runs eval-mode forwards over consecutive batches of \
+        per_device_eval_batch_size rows in dataset order. Per batch it prints the mean token loss \
+        (transformers' ForCausalLMLoss: Σ CE over labels[:, 1:] != -100 / their count), the token count and \
         the argmax accuracy; at the end the token-weighted mean over all batches.
         --split eval (default when the config has an eval split) or train.
         """)

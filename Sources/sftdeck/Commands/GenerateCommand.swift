@@ -10,11 +10,11 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate an answer from a Gemma 3 checkpoint (optionally with a LoRA adapter and images).",
         discussion: """
-        The prompt is one user turn (images first, then the text) rendered with the checkpoint's chat
-        template with the generation prompt (without a template: Gemma 3's
-        <bos><start_of_turn>user\\n[images]TEXT<end_of_turn>\\n<start_of_turn>model\\n), each image expanded as the Gemma 3 processor does (\\n\\n<start_of_image> + mm_tokens_per_image
-        soft tokens + <end_of_image>\\n\\n). --raw sends the prompt text as is (with <bos>).
-        Generation uses a KV cache and stops at <end_of_turn> or an eos id from config.json.
+        The prompt is one user turn (images first, then the text) rendered with the checkpoint's chat \
+        template with the generation prompt (without a template: Gemma 3's \
+        <bos><start_of_turn>user\\n[images]TEXT<end_of_turn>\\n<start_of_turn>model\\n), each image expanded as the Gemma 3 processor does (\\n\\n<start_of_image> + mm_tokens_per_image \
+        soft tokens + <end_of_image>\\n\\n). --raw sends the prompt text as is (with <bos>). \
+        Generation uses a KV cache and stops at <end_of_turn> or an eos id from config.json. \
         Decoding is greedy unless --temperature > 0 (then top-k, top-p as transformers applies them).
 
         Examples:

@@ -11,10 +11,11 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Show how dataset rows become model inputs (messages, rendered text, tokens with labels and reasons), or dump a collated batch.",
         discussion: """
-        --index N shows row N of the train split: the formatted messages, the rendered text and, per token,
-        its id, text, label and the reason for the label (pad, image, image-boundary, prompt, system,
+        --index N shows row N of the train split: the formatted messages, the rendered text and, per token, \
+        its id, text, label and the reason for the label (pad, image, image-boundary, prompt, system, \
         truncated, trained), with warnings (double BOS, image count mismatch, nothing trained).
-        --batch K --dump DIR writes DIR/batch.safetensors with the collated tensors of batch K
+
+        --batch K --dump DIR writes DIR/batch.safetensors with the collated tensors of batch K \
         (per_device_train_batch_size rows, dataset order, no shuffling).
         """
     )

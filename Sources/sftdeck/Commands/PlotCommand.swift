@@ -7,7 +7,7 @@ struct PlotCommand: ParsableCommand {
         commandName: "plot",
         abstract: "Render training curves (loss, learning rate, grad norm) to a PNG.",
         discussion: """
-        Each LOGDIR is a run folder (trainer_state.json or TensorBoard event files, searched in it and
+        Each LOGDIR is a run folder (trainer_state.json or TensorBoard event files, searched in it and \
         its runs/ and checkpoint-N/ subfolders) or a folder of such runs; several runs are overlaid.
         """)
 

@@ -11,7 +11,7 @@ struct TokenizeCommand: ParsableCommand {
         discussion: """
         --text encodes like `tokenizer(text)` (special tokens added unless --no-special-tokens).
         --messages renders TRL's conversational format (a JSON list of {"role", "content"} messages, or an object
-        with a "messages" list; images as {"type": "image"} items) like `apply_chat_template(..., tokenize=True)`,
+        with a "messages" list; images as {"type": "image"} items) like `apply_chat_template(..., tokenize=True)`, \
         adding "assistant_mask" when the template has {% generation %} blocks.
         """
     )

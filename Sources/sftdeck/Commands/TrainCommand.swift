@@ -8,9 +8,9 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Fine-tune with SFT from a YAML config in TRL's keys (the dashboard unless --headless).",
         discussion: """
-        The config uses `trl sft --config` keys with TRL's defaults (see sample-configs/). Outputs land in
-        output_dir like the HF Trainer's: checkpoint-N/, runs/<date>_<host>/ TensorBoard events,
-        train_log.jsonl, README.md. Ctrl-C stops after saving a checkpoint; resume_from_checkpoint: true
+        The config uses `trl sft --config` keys with TRL's defaults (see sample-configs/). Outputs land in \
+        output_dir like the HF Trainer's: checkpoint-N/, runs/<date>_<host>/ TensorBoard events, \
+        train_log.jsonl, README.md. Ctrl-C stops after saving a checkpoint; resume_from_checkpoint: true \
         continues from the latest one. Exit status: 0 finished, 1 failed, 2 bad config, 130 stopped early.
         """)
 

@@ -7,8 +7,8 @@ struct WatchCommand: ParsableCommand {
         commandName: "watch",
         abstract: "Follow a run's TensorBoard event files live (any run, including one TRL writes elsewhere).",
         discussion: """
-        LOGDIR is a run's output folder, its runs/ folder or an event file. The Train screen shows the
-        curves as they grow; without a terminal (or with --headless) one log dict per logged step is
+        LOGDIR is a run's output folder, its runs/ folder or an event file. The Train screen shows the \
+        curves as they grow; without a terminal (or with --headless) one log dict per logged step is \
         printed. Exit status: 0 when the run finished, 1 on unreadable files, 130 on Ctrl-C.
         """)
 

@@ -8,12 +8,12 @@ struct WeightsCommand: ParsableCommand {
         commandName: "weights",
         abstract: "List every tensor of a safetensors file or checkpoint: name, dtype, shape, sum.",
         discussion: """
-        PATH is a .safetensors file, or a folder holding model.safetensors, or a sharded checkpoint
-        with model.safetensors.index.json (every shard it names must be present), or any folder of
+        PATH is a .safetensors file, or a folder holding model.safetensors, or a sharded checkpoint \
+        with model.safetensors.index.json (every shard it names must be present), or any folder of \
         .safetensors files with distinct tensor names (e.g. a PEFT adapter folder).
 
-        The sum of each tensor's values is computed in fp64, in file order, after widening BF16/F16
-        exactly; it is a quick checksum for comparing checkpoints (`safetensors` in Python gives the
+        The sum of each tensor's values is computed in fp64, in file order, after widening BF16/F16 \
+        exactly; it is a quick checksum for comparing checkpoints (`safetensors` in Python gives the \
         same numbers up to fp64 rounding of the summation order). The headers are validated first:
         a truncated or inconsistent file stops with one line naming the file and the problem.
 
