@@ -4,6 +4,7 @@
 // write (=) input gradients unless stated. All math fp32; row-major.
 import COpenBLAS
 import Foundation
+import Tensor
 
 typealias FPtr = UnsafeMutablePointer<Float>
 typealias CFPtr = UnsafePointer<Float>
@@ -303,12 +304,7 @@ func attentionHeadBackward(_ dq: FPtr, _ ldq: Int, _ dk: FPtr, _ dv: FPtr, _ ldk
 
 @inline(__always) func addInPlace(_ y: FPtr, _ x: CFPtr, _ n: Int) { for i in 0..<n { y[i] += x[i] } }
 
-/// Round-to-nearest-even fp32 → bf16 bits, and back.
-@inline(__always) func bf16ToFloat(_ b: UInt16) -> Float { Float(bitPattern: UInt32(b) << 16) }
-@inline(__always) func floatToBF16(_ f: Float) -> UInt16 {
-    let u = f.bitPattern
-    if f.isNaN { return 0x7FC0 }
-    let rounding = ((u >> 16) & 1) + 0x7FFF
-    return UInt16((u &+ rounding) >> 16)
-}
-@inline(__always) func f16ToFloat(_ h: UInt16) -> Float { Float(Float16(bitPattern: h)) }
+/// Storage conversions are module Tensor's (bit-exact with torch, tested there).
+@inline(__always) func bf16ToFloat(_ b: UInt16) -> Float { float(fromBF16Bits: b) }
+@inline(__always) func floatToBF16(_ f: Float) -> UInt16 { bf16Bits(fromFloat: f) }
+@inline(__always) func f16ToFloat(_ h: UInt16) -> Float { float(fromF16Bits: h) }

@@ -337,58 +337,16 @@ public final class SafeTensorsFile: @unchecked Sendable {
 /// Bit-level conversions between the storage types and fp32, shared by reader and writer.
 public enum SafeTensorsConvert {
     /// bf16 is the upper half of an fp32 bit pattern: widening is exact.
-    @inlinable public static func bf16ToFloat(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
+    @inlinable public static func bf16ToFloat(_ bits: UInt16) -> Float { float(fromBF16Bits: bits) }
 
     /// fp32 → bf16 with round-to-nearest-even, NaN as the quiet NaN 0x7FC0, as torch does.
-    @inlinable public static func floatToBF16(_ f: Float) -> UInt16 {
-        let u = f.bitPattern
-        if f.isNaN { return 0x7FC0 }
-        let rounded = u &+ 0x7FFF &+ ((u >> 16) & 1)
-        return UInt16(truncatingIfNeeded: rounded >> 16)
-    }
+    @inlinable public static func floatToBF16(_ f: Float) -> UInt16 { bf16Bits(fromFloat: f) }
 
     /// IEEE binary16 → fp32, exact (subnormals, infinities, NaN payloads included).
-    @inlinable public static func f16ToFloat(_ h: UInt16) -> Float {
-        let sign = UInt32(h & 0x8000) << 16
-        let exp = UInt32(h >> 10) & 0x1F
-        let mant = UInt32(h & 0x3FF)
-        if exp == 0x1F { return Float(bitPattern: sign | 0x7F80_0000 | (mant << 13)) }
-        if exp == 0 {
-            if mant == 0 { return Float(bitPattern: sign) }
-            // Subnormal: value = mant * 2^-24, exact in fp32.
-            let v = Float(mant) * Float(bitPattern: 0x3380_0000)  // 2^-24
-            return sign != 0 ? -v : v
-        }
-        return Float(bitPattern: sign | ((exp + 112) << 23) | (mant << 13))
-    }
+    @inlinable public static func f16ToFloat(_ h: UInt16) -> Float { float(fromF16Bits: h) }
 
     /// fp32 → IEEE binary16 with round-to-nearest-even, overflow to infinity.
-    @inlinable public static func floatToF16(_ f: Float) -> UInt16 {
-        let u = f.bitPattern
-        let sign = UInt16((u >> 16) & 0x8000)
-        let exp = Int((u >> 23) & 0xFF)
-        var mant = u & 0x7F_FFFF
-        if exp == 0xFF { return sign | (mant != 0 ? 0x7E00 : 0x7C00) }  // NaN as torch writes it
-        var e = exp - 127 + 15
-        if e >= 0x1F { return sign | 0x7C00 }
-        if e <= 0 {
-            if e < -10 { return sign }
-            mant |= 0x80_0000
-            let shift = UInt32(14 - e)
-            var h = mant >> shift
-            let rem = mant & ((1 << shift) - 1)
-            let half = UInt32(1) << (shift - 1)
-            if rem > half || (rem == half && (h & 1) == 1) { h += 1 }
-            return sign | UInt16(h)
-        }
-        var h = mant >> 13
-        let rem = mant & 0x1FFF
-        if rem > 0x1000 || (rem == 0x1000 && (h & 1) == 1) {
-            h += 1
-            if h == 0x400 { h = 0; e += 1; if e >= 0x1F { return sign | 0x7C00 } }
-        }
-        return sign | UInt16(e << 10) | UInt16(h)
-    }
+    @inlinable public static func floatToF16(_ f: Float) -> UInt16 { f16Bits(fromFloat: f) }
 
     /// OCP FP8 E4M3 (finite-only, NaN at S.1111.111) → fp32.
     @inlinable public static func f8e4m3ToFloat(_ b: UInt8) -> Float {

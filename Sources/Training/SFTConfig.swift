@@ -186,7 +186,7 @@ where E.RawValue == String {
     guard let e = E(rawValue: s) else {
         let all = E.allCases.map(\.rawValue)
         throw TrainingError("config key '\(key)': '\(s)' is not one of \(all.joined(separator: ", "))"
-            + (nearest(s, in: all).map { " (did you mean '\($0)'?)" } ?? ""))
+            + (NearestKey.suggest(s, among: all).map { " (did you mean '\($0)'?)" } ?? ""))
     }
     return e
 }
@@ -383,7 +383,7 @@ extension SFTConfig {
                 warnings.append(note)
             } else {
                 let known = fields.map(\.key) + Array(legacyKeys.keys) + trlKeys
-                let hint = nearest(key, in: known).map { " (did you mean '\($0)'?)" } ?? ""
+                let hint = NearestKey.suggest(key, among: known).map { " (did you mean '\($0)'?)" } ?? ""
                 throw TrainingError("unknown config key '\(key)'\(hint)")
             }
         }
@@ -505,30 +505,3 @@ func yamlQuoteIfNeeded(_ s: String) -> String {
     return "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
 }
 
-/// Levenshtein distance (keys are short).
-func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
-    if a.isEmpty { return b.count }
-    if b.isEmpty { return a.count }
-    var prev = Array(0...b.count), cur = [Int](repeating: 0, count: b.count + 1)
-    for i in 1...a.count {
-        cur[0] = i
-        for j in 1...b.count {
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-        }
-        swap(&prev, &cur)
-    }
-    return prev[b.count]
-}
-
-/// The nearest candidate within a distance a typo could plausibly explain.
-func nearest(_ s: String, in candidates: [String]) -> String? {
-    var best: String? = nil
-    var bestDistance = Int.max
-    for c in candidates.sorted() {
-        let d = editDistance(s, c)
-        if d < bestDistance { best = c; bestDistance = d }
-    }
-    guard bestDistance <= max(2, s.count / 3) else { return nil }
-    return best
-}

@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 public struct ConfigState: Sendable {
     public var document: ConfigDocument?
