@@ -10,14 +10,16 @@ public enum PythonJSON {
         return out
     }
 
-    static func double(_ d: Double) -> String {
+    /// A float as Python's json.dumps writes it (repr digits, NaN/Infinity).
+    public static func double(_ d: Double) -> String {
         if d.isNaN { return "NaN" }
         if d.isInfinite { return d > 0 ? "Infinity" : "-Infinity" }
         if d == d.rounded(), abs(d) < 1e16 { return String(format: "%.1f", d) }
         return "\(d)"   // Swift's description is the shortest round-trip digits, like repr
     }
 
-    static func string(_ s: String) -> String {
+    /// A string as Python's json.dumps writes it (ensure_ascii).
+    public static func string(_ s: String) -> String {
         var o = "\""
         for u in s.unicodeScalars {
             switch u {

@@ -162,27 +162,9 @@ public final class HeadlessPrinter: EngineObserver, @unchecked Sendable {
         return "{" + fields.filter { seen.insert($0.0).inserted }.map { "\(jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
     }
 
-    /// Shortest round-tripping decimal (Swift's description), as JSON allows it.
-    static func jsonNumber(_ v: Double) -> String {
-        if v == v.rounded() && abs(v) < 1e15 { return String(Int64(v)) + ".0" }
-        return "\(v)"
-    }
-
-    public static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    /// JSONL values are written as Python's json.dumps writes them (one writer for the whole project).
+    static func jsonNumber(_ v: Double) -> String { PythonJSON.double(v) }
+    public static func jsonString(_ s: String) -> String { PythonJSON.string(s) }
 }
 
 /// Runs an engine without a screen: prints through a `HeadlessPrinter`, turns the first Ctrl-C into
