@@ -189,10 +189,12 @@ private func packBits(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int
 /// - `.emulated` / `.sbgemm`: A and B rounded to bf16, products summed in fp32, and R rounds to bf16 when
 ///   `roundOutput` (the bf16 output tensor of torch.autocast's matmul, added to an fp32 C afterwards).
 /// op(A) is [m, k] (A stored [k, m] when transposeA), op(B) is [k, n]; lda/ldb/ldc are row strides.
+/// `native` is the sbgemm entry point (tests pass a reference implementation of its contract).
 public func bf16Gemm(_ mode: BF16MatmulMode, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
-                     roundOutput: Bool = false, workspace: BF16Workspace) {
+                     roundOutput: Bool = false, workspace: BF16Workspace,
+                     native: CblasSbgemmFunction? = BF16Native.sbgemm) {
     if m == 0 || n == 0 { return }
     if mode == .fp32 || k == 0 {
         sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
@@ -214,7 +216,7 @@ public func bf16Gemm(_ mode: BF16MatmulMode, transposeA: Bool, transposeB: Bool,
         sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: pa, lda: aCols,
               b: pb, ldb: bCols, beta: betaOut, c: out, ldc: ldo)
     case .sbgemm:
-        guard let f = BF16Native.sbgemm else { preconditionFailure("bf16Gemm(.sbgemm): cblas_sbgemm is not in this process (resolve the mode first)") }
+        guard let f = native else { preconditionFailure("bf16Gemm(.sbgemm): cblas_sbgemm is not in this process (resolve the mode first)") }
         let pa = workspace.halves(0, aRows * aCols), pb = workspace.halves(1, bRows * bCols)
         packBits(a, rows: aRows, cols: aCols, ld: lda, into: pa)
         packBits(b, rows: bRows, cols: bCols, ld: ldb, into: pb)

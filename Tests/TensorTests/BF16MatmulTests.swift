@@ -1,3 +1,4 @@
+import COpenBLAS
 import Foundation
 import XCTest
 @testable import Tensor
@@ -137,6 +138,46 @@ final class BF16MatmulTests: XCTestCase {
                      beta: 1, c: &cE, ldc: n, workspace: ws)
             let absBound = Float(k) * 2.5 * 2.5 * 0.5 * Float(k) * pow(2, -23)
             for i in 0..<(m * n) { XCTAssertEqual(cN[i], cE[i], accuracy: absBound, "ta \(ta) tb \(tb) \(i)") }
+        }
+    }
+
+    /// The `.sbgemm` plumbing (bf16 bit packing of strided operands, transposes, leading dimensions,
+    /// alpha/beta, output rounding) through a reference implementation of the cblas_sbgemm contract, so it
+    /// is checked on machines whose BLAS lacks the symbol: equal to `.emulated` within k·2⁻²³·Σ|aᵢbᵢ|.
+    func testSbgemmPathWithReferenceImplementation() {
+        let reference: CblasSbgemmFunction = { order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
+            precondition(order == CblasRowMajor)
+            let M = Int(m), N = Int(n), K = Int(k)
+            for i in 0..<M {
+                for j in 0..<N {
+                    var s: Float = 0
+                    for p in 0..<K {
+                        let av = float(fromBF16Bits: ta == CblasTrans ? a![p * Int(lda) + i] : a![i * Int(lda) + p])
+                        let bv = float(fromBF16Bits: tb == CblasTrans ? b![j * Int(ldb) + p] : b![p * Int(ldb) + j])
+                        s += av * bv
+                    }
+                    let idx = i * Int(ldc) + j
+                    c![idx] = alpha * s + (beta == 0 ? 0 : beta * c![idx])
+                }
+            }
+        }
+        let ws = BF16Workspace()
+        let m = 6, n = 5, k = 19
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            for (alpha, beta, roundOut) in [(Float(1), Float(0), false), (0.5, 1, true), (1, 0, true)] {
+                let aRows = ta ? k : m, aCols = ta ? m : k, bRows = tb ? n : k, bCols = tb ? k : n
+                let lda = aCols + 2, ldb = bCols + 1, ldc = n + 3
+                let a = block(aRows, aCols, ld: lda, seed: 11), b = block(bRows, bCols, ld: ldb, seed: 12)
+                let c0 = block(m, n, ld: ldc, seed: 13)
+                var cS = c0, cE = c0
+                bf16Gemm(.sbgemm, transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                         beta: beta, c: &cS, ldc: ldc, roundOutput: roundOut, workspace: ws, native: reference)
+                bf16Gemm(.emulated, transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                         beta: beta, c: &cE, ldc: ldc, roundOutput: roundOut, workspace: ws)
+                // 19 products of |a|,|b| < 1.43, plus one bf16 half-ulp when rounding the output
+                let tol = Float(k) * 2.1 * Float(k) * pow(2, -23) + (roundOut ? 2.1 * Float(k) * pow(2, -8) : 0)
+                for i in 0..<(m * ldc) { XCTAssertEqual(cS[i], cE[i], accuracy: tol, "ta \(ta) tb \(tb) α \(alpha) β \(beta) \(i)") }
+            }
         }
     }
 
