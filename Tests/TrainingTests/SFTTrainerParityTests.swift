@@ -137,6 +137,28 @@ final class GemmaRunTests: XCTestCase {
         XCTAssertNotEqual(losses[0], first)
     }
 
+    /// TRL's `entropy` reaches every output: log_history / trainer_state.json, train_log.jsonl and
+    /// TensorBoard's `train/entropy` (eval_entropy as `eval/entropy`).
+    func testEntropyIsLoggedEverywhere() throws {
+        let out = tempDir("gemma-entropy")
+        let t = try trainer(config("text", out: out) { $0.maxSteps = 4; $0.evalSteps = 4; $0.reportTo = ["tensorboard"] })
+        try t.run()
+        let logged = t.logHistory.filter { $0["loss"] != nil }
+        XCTAssertEqual(logged.count, 2)
+        let entropies = logged.compactMap { $0["entropy"] }
+        XCTAssertEqual(entropies.count, 2)
+        XCTAssertTrue(entropies.allSatisfy { $0 > 0 && $0 < log(320.0) }, "\(entropies)")
+        let tb = try TensorBoardReader(path: out.appendingPathComponent("runs/r"))
+        XCTAssertEqual(tb.series("train/entropy").map(\.value), entropies.map { Double(Float($0)) })
+        XCTAssertEqual(tb.series("eval/entropy").count, 1)
+        let lines = try String(contentsOf: out.appendingPathComponent("train_log.jsonl"), encoding: .utf8).split(separator: "\n")
+        let fromJSONL = try lines.compactMap { try (PythonJSON.parse(Data($0.utf8)) as? [String: Any])?["entropy"] }.compactMap(jsonNumber)
+        XCTAssertEqual(fromJSONL, entropies)
+        let state = try XCTUnwrap(PythonJSON.parse(Data(contentsOf: out.appendingPathComponent("trainer_state.json"))) as? [String: Any])
+        let hist = try XCTUnwrap(state["log_history"] as? [[String: Any]])
+        XCTAssertEqual(hist.compactMap { jsonNumber($0["entropy"]) }, entropies)
+    }
+
     /// gradient_checkpointing recomputes activations in backward: same numbers as without it.
     func testGradientCheckpointingGivesTheSameNumbers() throws {
         let plain = try trainer(config("mm", out: tempDir("gc-off")) { $0.maxSteps = 4; $0.evalStrategy = .no; $0.gradientCheckpointing = false })
