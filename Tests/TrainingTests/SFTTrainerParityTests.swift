@@ -7,7 +7,8 @@ import Tensor
 /// against SFTDeck's trainer on the same checkpoint, initial adapter and rows
 /// (Scripts/fixtures/gen_training_sft.py). Runs with images and text-only.
 /// Tolerances: loss, grad_norm, eval_loss 1e-4 relative (fp32 through 20 AdamW steps); learning_rate and
-/// epoch 1e-12; num_tokens and total_flos exact; mean_token_accuracy 0.02 absolute (argmax near-ties).
+/// epoch 1e-12; num_tokens and total_flos exact; mean_token_accuracy 0.02 absolute (argmax near-ties);
+/// entropy and eval_entropy (TRL's per-micro-batch Σ entropy / valid targets, averaged per log) 1e-5 relative.
 final class SFTTrainerParityTests: XCTestCase {
     func run(_ kind: String) throws -> (Trainer, [[String: Any]]) {
         let sft = try fixtureURL("sft")
@@ -34,21 +35,18 @@ final class SFTTrainerParityTests: XCTestCase {
             XCTAssertEqual(g.step, w["step"] as? Int)
             for (k, any) in w where k != "step" {
                 guard let wv = jsonNumber(any) else { continue }
-                guard let gv = g[k] else {
-                    // TRL ≥ 0.22 logs `entropy`; module Models does not report it yet.
-                    if !k.hasSuffix("entropy") { XCTFail("\(kind) step \(g.step): missing \(k)") }
-                    continue
-                }
+                guard let gv = g[k] else { XCTFail("\(kind) step \(g.step): missing \(k)"); continue }
                 let tol: Double
                 switch k {
                 case "learning_rate", "epoch": tol = 1e-12 * max(1, abs(wv))
                 case "num_tokens", "eval_num_tokens": tol = 0
                 case "total_flos": tol = 1e-9 * abs(wv)
                 case "mean_token_accuracy", "eval_mean_token_accuracy": tol = 0.02
+                case "entropy", "eval_entropy": tol = 1e-5 * abs(wv)
                 default: tol = 1e-4 * abs(wv)
                 }
                 XCTAssertEqual(gv, wv, accuracy: tol, "\(kind) step \(g.step) \(k)")
-                if ["loss", "grad_norm", "eval_loss", "train_loss"].contains(k) {
+                if ["loss", "grad_norm", "eval_loss", "train_loss", "entropy", "eval_entropy"].contains(k) {
                     worst[k] = max(worst[k] ?? 0, abs(gv - wv) / abs(wv))
                 }
             }
@@ -137,6 +135,28 @@ final class GemmaRunTests: XCTestCase {
         let first = try XCTUnwrap(jsonNumber(ref[0]["loss"]))
         XCTAssertEqual(losses[0], first, accuracy: 0.05 * first)
         XCTAssertNotEqual(losses[0], first)
+    }
+
+    /// TRL's `entropy` reaches every output: log_history / trainer_state.json, train_log.jsonl and
+    /// TensorBoard's `train/entropy` (eval_entropy as `eval/entropy`).
+    func testEntropyIsLoggedEverywhere() throws {
+        let out = tempDir("gemma-entropy")
+        let t = try trainer(config("text", out: out) { $0.maxSteps = 4; $0.evalSteps = 4; $0.reportTo = ["tensorboard"] })
+        try t.run()
+        let logged = t.logHistory.filter { $0["loss"] != nil }
+        XCTAssertEqual(logged.count, 2)
+        let entropies = logged.compactMap { $0["entropy"] }
+        XCTAssertEqual(entropies.count, 2)
+        XCTAssertTrue(entropies.allSatisfy { $0 > 0 && $0 < log(320.0) }, "\(entropies)")
+        let tb = try TensorBoardReader(path: out.appendingPathComponent("runs/r"))
+        XCTAssertEqual(tb.series("train/entropy").map(\.value), entropies.map { Double(Float($0)) })
+        XCTAssertEqual(tb.series("eval/entropy").count, 1)
+        let lines = try String(contentsOf: out.appendingPathComponent("train_log.jsonl"), encoding: .utf8).split(separator: "\n")
+        let fromJSONL = try lines.compactMap { try (PythonJSON.parse(Data($0.utf8)) as? [String: Any])?["entropy"] }.compactMap(jsonNumber)
+        XCTAssertEqual(fromJSONL, entropies)
+        let state = try XCTUnwrap(PythonJSON.parse(Data(contentsOf: out.appendingPathComponent("trainer_state.json"))) as? [String: Any])
+        let hist = try XCTUnwrap(state["log_history"] as? [[String: Any]])
+        XCTAssertEqual(hist.compactMap { jsonNumber($0["entropy"]) }, entropies)
     }
 
     /// gradient_checkpointing recomputes activations in backward: same numbers as without it.
