@@ -40,6 +40,21 @@ public final class FrozenTensor: @unchecked Sendable {
     func toFloats() -> FBuf { let b = FBuf(count, zero: false); read(into: b.p, start: 0, count: count); return b }
 }
 
+extension FrozenTensor {
+    /// Drops this tensor's pages of a memory-mapped checkpoint from the process's resident set, once it has
+    /// been replaced by another storage (QLoRA: after quantising to NF4 the bf16/fp32 pages are dead weight;
+    /// without this they stay resident as file-backed RSS). The map is read-only, so a later read would just
+    /// fault the pages back in from the file. A no-op for tensors in owned (anonymous) memory.
+    public func releaseMappedPages() {
+        guard owner is MappedSafeTensors else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = Int(bitPattern: base), hi = lo + count * dtype.size
+        let start = (lo + page - 1) / page * page, end = hi / page * page   // whole pages inside the tensor only
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, end - start, Int32(MADV_DONTNEED))
+    }
+}
+
 /// A frozen checkpoint tensor is a module-Tensor LinearWeight (rows = shape[0]), so NF4 quantisers and
 /// Tensor kernels can read it without a copy.
 extension FrozenTensor: LinearWeight {

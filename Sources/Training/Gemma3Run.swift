@@ -156,6 +156,7 @@ extension Gemma3Trainable {
                 NF4Weight(quantizing: $0, rows: w.rows, cols: w.cols, dtype: .f32, doubleQuant: doubleQuant)
             }
             done.append((name, q))
+            (w as? FrozenTensor)?.releaseMappedPages()   // the checkpoint's pages for it are no longer needed
             return q
         }
         return done
