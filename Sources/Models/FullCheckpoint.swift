@@ -36,26 +36,13 @@ extension Gemma3Model {
         return name
     }
 
-    /// (in-memory name, weight) in torch `state_dict()` order (module registration order: SigLIP attention
-    /// registers k, v, q, out), tied lm_head omitted. For full fine-tuning (and frozen models); LoRA deltas
-    /// and a tied model's separate modules_to_save head are not folded in here (that is `sftdeck merge`).
+    /// (in-memory name, weight) in the order save_pretrained shards them: `revert_weight_conversion` sorts
+    /// the state dict by `dot_natural_key` of the in-memory names before renaming. Tied lm_head omitted.
+    /// For full fine-tuning (and frozen models); LoRA deltas and a tied model's separate modules_to_save
+    /// head are not folded in here (that is `sftdeck merge`).
     var stateDictWeights: [(String, Weight)] {
-        var out: [(String, Weight)] = []
-        var pending: [(String, Weight)] = []   // a vision layer's q/k/v/out block, reordered when complete
-        func flush() {
-            let rank = ["k_proj": 0, "v_proj": 1, "q_proj": 2, "out_proj": 3]
-            func r(_ n: String) -> Int { rank.first { n.contains(".self_attn.\($0.key).") }?.value ?? 9 }
-            out += pending.enumerated().sorted { (r($0.element.0), $0.offset) < (r($1.element.0), $1.offset) }.map(\.element)
-            pending.removeAll()
-        }
-        for (n, w) in namedWeights {
-            let isVisionAttn = n.hasPrefix(vision?.prefix ?? "\u{0}") && n.contains(".self_attn.")
-            if isVisionAttn { pending.append((n, w)); continue }
-            flush()
-            out.append((n, n == prefix + "embed_tokens.weight" ? embedForward : n == "lm_head.weight" ? headForward : w))
-        }
-        flush()
-        return out
+        let named = namedWeights.map { n, w in (n, n == prefix + "embed_tokens.weight" ? embedForward : n == "lm_head.weight" ? headForward : w) }
+        return named.sorted { dotNaturalKeyLess($0.0, $1.0) }
     }
 
     /// Writes the model's current weights (fp32) into `dir` as save_pretrained does; config files are the
@@ -127,4 +114,35 @@ func writeAtomically(_ data: Data, to url: URL) throws {
         try? FileManager.default.removeItem(at: tmp)
         throw ModelError("\(url.path): cannot rename the temporary file into place (errno \(e))")
     }
+}
+
+/// transformers `dot_natural_key` order: split on ".", numeric parts (as integers) before text parts, text
+/// parts by text then by their trailing number ("shard_2" < "shard_11"), a shorter key first on a tie.
+func dotNaturalKeyLess(_ a: String, _ b: String) -> Bool {
+    enum Part: Comparable {
+        case number(Int), text(String, Int?)
+        static func < (l: Part, r: Part) -> Bool {
+            switch (l, r) {
+            case (.number(let x), .number(let y)): return x < y
+            case (.number, .text): return true
+            case (.text, .number): return false
+            case (.text(let s, let m), .text(let t, let n)):
+                if s != t { return s.utf8.lexicographicallyPrecedes(t.utf8) }
+                switch (m, n) {
+                case (nil, nil), (.some, nil): return false
+                case (nil, .some): return true
+                case (.some(let x), .some(let y)): return x < y
+                }
+            }
+        }
+    }
+    func parts(_ s: String) -> [Part] {
+        s.split(separator: ".", omittingEmptySubsequences: false).map { p in
+            if !p.isEmpty, p.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(p) { return .number(n) }
+            let text = String(p.reversed().drop { $0.isASCII && $0.isNumber }.reversed())
+            let digits = p.dropFirst(text.count)
+            return .text(text, digits.isEmpty ? nil : Int(digits))
+        }
+    }
+    return parts(a).lexicographicallyPrecedes(parts(b))
 }

@@ -154,7 +154,7 @@ public final class RunWriter {
             let all = checkpoints(in: outputDir)
             guard let last = all.reversed().first(where: { CheckpointFolder.inspect($0.url).hasWeightsAndState }) else {
                 let skipped = all.map { "\($0.url.lastPathComponent) (\(CheckpointFolder.inspect($0.url).problem ?? "?"))" }
-                throw TrainingError("resume_from_checkpoint: true, but \(outputDir.path) has no complete checkpoint-N folder"
+                throw TrainingError("resume_from_checkpoint: true, but \(outputDir.path) has no checkpoint-N folder with complete weights and trainer_state.json"
                     + (skipped.isEmpty ? "" : "; skipped " + skipped.joined(separator: ", ")))
             }
             try CheckpointFolder.requireResumable(last.url)
