@@ -291,6 +291,8 @@ final class CheckpointTensors {
         }
     }
     var canonicalNames: [String] { Array(where_.keys) }
+    /// The key a canonical tensor has in the checkpoint's files (save_pretrained writes it back under it).
+    func originalName(_ canonical: String) -> String? { original[canonical] }
     func get(_ canonical: String) throws -> FrozenTensor? {
         guard let i = where_[canonical] else { return nil }
         return try files[i].tensor(original[canonical]!)
