@@ -61,6 +61,9 @@ public final class Gemma3Model: @unchecked Sendable {
     var rng = SeededRNG(seed: 42)
     /// Rows of logits per head+CE chunk (like TRL's chunked_nll) so (T, V) is never whole.
     public var logitsChunkRows = 256
+    /// How the Linear products (and lm_head) of training and eval runs are computed: `.fp32`, or bf16
+    /// autocast-like (`.emulated`, `.sbgemm`); resolved from `bf16` / `bf16_matmul` by module Training.
+    public var bf16Matmul: BF16MatmulMode = .fp32
 
     public static func load(from dir: URL) throws -> Gemma3Model {
         let arch = try ArchitectureRegistry.load(configAt: dir.appendingPathComponent("config.json"))
@@ -208,7 +211,7 @@ public final class Gemma3Model: @unchecked Sendable {
             throw ModelError("batch: token id \(id) is outside the vocabulary (\(V))")
         }
         let maxIn = max(C, text.intermediateSize, text.numAttentionHeads * text.headDim, vision.map { max($0.K, $0.cfg.intermediateSize) } ?? 0)
-        let ctx = RunContext(scratchCount: MatrixKernels.tileRows * maxIn, rng: rng, training: training)
+        let ctx = RunContext(scratchCount: MatrixKernels.tileRows * maxIn, rng: rng, training: training, bf16: bf16Matmul)
         defer { rng = ctx.rng; _ = rng.next() }
 
         // 1. scaled token embeddings
@@ -287,7 +290,8 @@ public final class Gemma3Model: @unchecked Sendable {
         var r0 = 0
         while r0 < T {
             let n = min(chunk, T - r0)
-            MatrixKernels.forward(logits.p, hN.p + r0 * C, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch)
+            MatrixKernels.forward(logits.p, hN.p + r0 * C, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch,
+                                  precision: ctx.matmul, roundOutput: true)
             if keepLogits { logitsOut!.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: r0 * V).update(from: logits.p, count: n * V) } }
             if batch.labels != nil {
                 // Entropy first: the cross-entropy kernel overwrites the logits with their gradient.
@@ -298,8 +302,9 @@ public final class Gemma3Model: @unchecked Sendable {
                                                             gradScale: gradScale, computeGrad: backward)
                 lossSum += s; count += c; correct += k
                 if let dh = dhN, c > 0 {
-                    MatrixKernels.backwardInput(dh.p + r0 * C, logits.p, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch)
-                    if let g = headForward.grad { sgemmTN(V, C, n, logits.p, V, hN.p + r0 * C, C, g, C, beta: 1) }
+                    MatrixKernels.backwardInput(dh.p + r0 * C, logits.p, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch,
+                                                precision: ctx.matmul)
+                    if let g = headForward.grad { ctx.matmul.tn(V, C, n, logits.p, V, hN.p + r0 * C, C, g, C, beta: 1, roundOutput: true) }
                 }
             }
             r0 += n

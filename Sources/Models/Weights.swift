@@ -173,23 +173,40 @@ final class Weight {
 /// Frozen bf16/f16 weights are widened in row tiles into a scratch buffer (never whole).
 enum MatrixKernels {
     static let tileRows = 256
-    /// y (T, out) = x (T, in) · Wᵀ (+ beta·y)
-    static func forward(_ y: FPtr, _ x: CFPtr, _ w: Weight, T: Int, inF: Int, outF: Int, scratch: FBuf, beta: Float = 0) {
+    /// y (T, out) = x (T, in) · Wᵀ (+ beta·y). With a bf16 `precision` the product runs in its mode and
+    /// is rounded to bf16 when `roundOutput` (tiles split the output columns, so each is rounded whole).
+    static func forward(_ y: FPtr, _ x: CFPtr, _ w: Weight, T: Int, inF: Int, outF: Int, scratch: FBuf, beta: Float = 0,
+                        precision: MatmulPrecision? = nil, roundOutput: Bool = false) {
         if w.param != nil || w.frozen?.directF32 != nil || w.external?.fp32Rows != nil {
-            sgemmNT(T, outF, inF, x, inF, w.f32, inF, y, outF, beta: beta)
+            if let mp = precision, mp.autocast {
+                mp.nt(T, outF, inF, x, inF, w.f32, inF, y, outF, beta: beta, roundOutput: roundOutput)
+            } else {
+                sgemmNT(T, outF, inF, x, inF, w.f32, inF, y, outF, beta: beta)
+            }
             return
         }
         var r0 = 0
         while r0 < outF {
             let r1 = min(outF, r0 + tileRows)
             let wp = w.rowsF32(r0, r1, cols: inF, scratch: scratch.p)
-            sgemmNT(T, r1 - r0, inF, x, inF, wp, inF, y + r0, outF, beta: beta)
+            if let mp = precision, mp.autocast {
+                mp.nt(T, r1 - r0, inF, x, inF, wp, inF, y + r0, outF, beta: beta, roundOutput: roundOutput)
+            } else {
+                sgemmNT(T, r1 - r0, inF, x, inF, wp, inF, y + r0, outF, beta: beta)
+            }
             r0 = r1
         }
     }
-    /// dx (T, in) += dy (T, out) · W
-    static func backwardInput(_ dx: FPtr, _ dy: CFPtr, _ w: Weight, T: Int, inF: Int, outF: Int, scratch: FBuf) {
-        if w.param != nil || w.frozen?.directF32 != nil || w.external?.fp32Rows != nil {
+    /// dx (T, in) += dy (T, out) · W   (with a bf16 `precision`: dx += bf16(dy·W), autocast's bf16 dX)
+    static func backwardInput(_ dx: FPtr, _ dy: CFPtr, _ w: Weight, T: Int, inF: Int, outF: Int, scratch: FBuf,
+                              precision: MatmulPrecision? = nil) {
+        let direct = w.param != nil || w.frozen?.directF32 != nil || w.external?.fp32Rows != nil
+        if let mp = precision, mp.autocast {
+            if direct { mp.nn(T, inF, outF, dy, outF, w.f32, inF, dx, inF, beta: 1, roundOutput: true) }
+            else { mp.backwardInputTiled(dx, dy, w, T: T, inF: inF, outF: outF, tileRows: tileRows, scratch: scratch) }
+            return
+        }
+        if direct {
             sgemmNN(T, inF, outF, dy, outF, w.f32, inF, dx, inF, beta: 1)
             return
         }

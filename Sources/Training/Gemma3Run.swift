@@ -178,6 +178,7 @@ public final class Gemma3Trainable: TrainableModel {
             model.enableFullFineTuning()
         }
         model.seedDropout(UInt64(config.seed))
+        model.bf16Matmul = try config.bf16MatmulResolution().mode
         return Gemma3Trainable(model: model, usesAdapter: config.usePeft, gradientCheckpointing: config.gradientCheckpointing)
     }
 }
