@@ -1,6 +1,7 @@
 // nn.Linear with an optional PEFT LoRA adapter, forward and backward side by side.
 // y = x·Wᵀ + b + scaling · (dropout(x)·Aᵀ)·Bᵀ     (peft/tuners/lora/layer.py Linear.forward)
 import Foundation
+import Tensor
 
 /// Seeded generator for LoRA init and dropout masks (xoshiro256**; not torch's stream).
 public struct SeededRNG: RandomNumberGenerator, Sendable {
