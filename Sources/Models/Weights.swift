@@ -27,10 +27,10 @@ public final class FrozenTensor: @unchecked Sendable {
         case .bf16:
             let s = base + start * 2
             if Int(bitPattern: s) % 2 == 0 { convertBF16ToF32(s.assumingMemoryBound(to: UInt16.self), out, count: n); return }
-            for i in 0..<n { out[i] = bf16ToFloat(s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+            for i in 0..<n { out[i] = float(fromBF16Bits: s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
         case .f16:
             let s = base + start * 2
-            for i in 0..<n { out[i] = f16ToFloat(s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+            for i in 0..<n { out[i] = float(fromF16Bits: s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
         }
     }
     /// Direct fp32 pointer when the storage is aligned fp32 (no copy needed).
