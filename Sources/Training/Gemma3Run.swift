@@ -52,13 +52,13 @@ public final class Gemma3Trainable: TrainableModel {
     }
 
     public func forwardBackward(_ batch: TrainingBatch, lossScale: Float) throws -> MicroBatchResult {
-        if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0) }  // every row dropped
+        if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0, entropySum: 0) }  // every row dropped
         let r = try model.forwardBackward(try unwrap(batch), gradScale: lossScale, gradientCheckpointing: gradientCheckpointing)
         return MicroBatchResult(lossSum: Float(r.lossSum), targets: r.tokenCount, correct: r.correctCount, entropySum: Float(r.entropySum))
     }
 
     public func evaluate(_ batch: TrainingBatch) throws -> MicroBatchResult {
-        if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0) }
+        if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0, entropySum: 0) }
         let r = try model.evaluate(try unwrap(batch))
         return MicroBatchResult(lossSum: Float(r.lossSum), targets: r.tokenCount, correct: r.correctCount, entropySum: Float(r.entropySum))
     }
