@@ -29,6 +29,8 @@ public struct ForwardResult: Sendable {
     public var lossSum: Double
     public var tokenCount: Int
     public var correctCount: Int
+    /// Σ over the valid targets of the predictive entropy of softmax(logits) (TRL's `entropy` numerator).
+    public var entropySum: Double = 0
     /// (B, L, V) fp32 logits when requested.
     public var logits: [Float]?
     public var meanLoss: Double { lossSum / Double(tokenCount) }
@@ -280,7 +282,7 @@ public final class Gemma3Model: @unchecked Sendable {
                 throw ModelError("batch: label \(t) is outside the vocabulary (\(V))")
             }
         }
-        var lossSum = 0.0, count = 0, correct = 0
+        var lossSum = 0.0, count = 0, correct = 0, entropySum = 0.0
         var logitsOut: [Float]? = keepLogits ? [Float](repeating: 0, count: T * V) : nil
         let dhN = backward ? FBuf(T * C) : nil
         let chunk = max(1, logitsChunkRows)
@@ -292,6 +294,10 @@ public final class Gemma3Model: @unchecked Sendable {
                                   precision: ctx.matmul, roundOutput: true)
             if keepLogits { logitsOut!.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: r0 * V).update(from: logits.p, count: n * V) } }
             if batch.labels != nil {
+                // Entropy first: the cross-entropy kernel overwrites the logits with their gradient.
+                entropySum += targets.withUnsafeBufferPointer {
+                    tokenEntropySum(logits: logits.p, targets: UnsafeBufferPointer(rebasing: $0[r0..<(r0 + n)]), rows: n, vocab: V).sum
+                }
                 let (s, c, k) = crossEntropyForwardBackward(logits.p, Array(targets[r0..<(r0 + n)]), n, V,
                                                             gradScale: gradScale, computeGrad: backward)
                 lossSum += s; count += c; correct += k
@@ -303,7 +309,8 @@ public final class Gemma3Model: @unchecked Sendable {
             }
             r0 += n
         }
-        let result = ForwardResult(lossSum: lossSum, tokenCount: count, correctCount: correct, logits: logitsOut)
+        var result = ForwardResult(lossSum: lossSum, tokenCount: count, correctCount: correct, logits: logitsOut)
+        result.entropySum = entropySum
         guard backward, let dh = dhN, batch.labels != nil else { return result }
 
         // 7. backward: final norm, layers in reverse, then the embedding and image features

@@ -27,10 +27,10 @@ public final class FrozenTensor: @unchecked Sendable {
         case .bf16:
             let s = base + start * 2
             if Int(bitPattern: s) % 2 == 0 { convertBF16ToF32(s.assumingMemoryBound(to: UInt16.self), out, count: n); return }
-            for i in 0..<n { out[i] = bf16ToFloat(s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+            for i in 0..<n { out[i] = float(fromBF16Bits: s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
         case .f16:
             let s = base + start * 2
-            for i in 0..<n { out[i] = f16ToFloat(s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+            for i in 0..<n { out[i] = float(fromF16Bits: s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
         }
     }
     /// Direct fp32 pointer when the storage is aligned fp32 (no copy needed).
@@ -38,6 +38,21 @@ public final class FrozenTensor: @unchecked Sendable {
         dtype == .f32 && Int(bitPattern: base) % 4 == 0 ? base.assumingMemoryBound(to: Float.self) : nil
     }
     func toFloats() -> FBuf { let b = FBuf(count, zero: false); read(into: b.p, start: 0, count: count); return b }
+}
+
+extension FrozenTensor {
+    /// Drops this tensor's pages of a memory-mapped checkpoint from the process's resident set, once it has
+    /// been replaced by another storage (QLoRA: after quantising to NF4 the bf16/fp32 pages are dead weight;
+    /// without this they stay resident as file-backed RSS). The map is read-only, so a later read would just
+    /// fault the pages back in from the file. A no-op for tensors in owned (anonymous) memory.
+    public func releaseMappedPages() {
+        guard owner is MappedSafeTensors else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = Int(bitPattern: base), hi = lo + count * dtype.size
+        let start = (lo + page - 1) / page * page, end = hi / page * page   // whole pages inside the tensor only
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, end - start, Int32(MADV_DONTNEED))
+    }
 }
 
 /// A frozen checkpoint tensor is a module-Tensor LinearWeight (rows = shape[0]), so NF4 quantisers and
@@ -293,6 +308,8 @@ final class CheckpointTensors {
         }
     }
     var canonicalNames: [String] { Array(where_.keys) }
+    /// The key a canonical tensor has in the checkpoint's files (save_pretrained writes it back under it).
+    func originalName(_ canonical: String) -> String? { original[canonical] }
     func get(_ canonical: String) throws -> FrozenTensor? {
         guard let i = where_[canonical] else { return nil }
         return try files[i].tensor(original[canonical]!)

@@ -69,6 +69,8 @@ public struct SFTConfig: Equatable, Sendable {
     public var loggingSteps: Double = 10
     public var loggingFirstStep: Bool = false
     public var reportTo: [String] = ["none"]
+    /// report_to lists "tensorboard" or "all" (every installed integration; TensorBoard is the one SFTDeck has).
+    public var reportsToTensorBoard: Bool { reportTo.contains("tensorboard") || reportTo.contains("all") }
     public var runName: String? = nil
     public var saveStrategy: IntervalStrategy = .steps
     public var saveSteps: Double = 500
@@ -330,7 +332,7 @@ extension SFTConfig {
         enumField("logging_strategy", .loggingAndSaving, \.loggingStrategy, "when to log"),
         doubleField("logging_steps", .loggingAndSaving, \.loggingSteps, "log every N steps (< 1: ratio of total)"),
         boolField("logging_first_step", .loggingAndSaving, \.loggingFirstStep, "also log step 1"),
-        ConfigField(key: "report_to", group: .loggingAndSaving, help: "tensorboard and/or none", choices: ["none", "tensorboard", "all"],
+        ConfigField(key: "report_to", group: .loggingAndSaving, help: "tensorboard (event files under output_dir/runs) or none (the JSONL log only)", choices: ["none", "tensorboard", "all"],
                     get: { .strings($0.reportTo) }, set: { c, v in
                         switch v {
                         case .strings(let a): c.reportTo = a
@@ -467,7 +469,7 @@ extension SFTConfig {
         if optim == "adamw_torch" { w.append("optim adamw_torch and adamw_torch_fused run the same AdamW update here") }
         if pushToHub { w.append("push_to_hub: SFTDeck never uploads; output_dir is ready for `hf upload`") }
         for r in reportTo where !["none", "tensorboard", "all"].contains(r) {
-            w.append("report_to '\(r)' is not available here; SFTDeck writes TensorBoard event files and a JSONL log")
+            w.append("report_to '\(r)' is not available here; SFTDeck reports to tensorboard (event files under output_dir/runs) and always writes output_dir/train_log.jsonl")
         }
         // Not silent: a bf16 run differs from fp32 in its rounding points (reference-spec §4.9), so the
         // mode this machine gives is always stated; `bf16_matmul: sbgemm` that cannot run is an error.
