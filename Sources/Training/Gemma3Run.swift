@@ -54,6 +54,7 @@ public final class Gemma3Trainable: TrainableModel {
     public func forwardBackward(_ batch: TrainingBatch, lossScale: Float) throws -> MicroBatchResult {
         if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0, entropySum: 0) }  // every row dropped
         let r = try model.forwardBackward(try unwrap(batch), gradScale: lossScale, gradientCheckpointing: gradientCheckpointing)
+        StartupProfile.mark("first forward+backward")
         return MicroBatchResult(lossSum: Float(r.lossSum), targets: r.tokenCount, correct: r.correctCount, entropySum: Float(r.entropySum))
     }
 
@@ -162,6 +163,7 @@ public final class Gemma3Trainable: TrainableModel {
     /// Loads the model of `config` and chooses what trains (LoRA from scratch, an existing adapter, or all weights).
     public static func load(_ config: SFTConfig, modelDir: URL) throws -> Gemma3Trainable {
         let model = try Gemma3Model.load(from: modelDir)
+        StartupProfile.mark("weights mapped")
         if config.loadIn4bit { try quantizeFrozenLinears(model, doubleQuant: config.useBnbNestedQuant) }
         if config.usePeft {
             if let a = config.adapterNameOrPath {
@@ -177,6 +179,7 @@ public final class Gemma3Trainable: TrainableModel {
         } else {
             model.enableFullFineTuning()
         }
+        StartupProfile.mark(config.usePeft ? "adapter ready" : "full fine-tuning ready")
         model.seedDropout(UInt64(config.seed))
         model.bf16Matmul = try config.bf16MatmulResolution().mode
         return Gemma3Trainable(model: model, usesAdapter: config.usePeft, gradientCheckpointing: config.gradientCheckpointing)
