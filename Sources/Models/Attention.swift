@@ -2,6 +2,7 @@
 // q: (B·L, H, D), k/v: (B·L, KV, D) row-major; query head h reads kv head h / (H/KV) (repeat_kv order).
 // The backward recomputes the probabilities from q and k instead of keeping B·H·L² floats.
 import Foundation
+import Tensor
 
 /// "May attend" masks per sequence, (L, L) row = query, column = key.
 struct AttentionMasks {

@@ -2,6 +2,7 @@
 // side: sandwich (1+w) RMSNorms, q/k norms before RoPE, query_pre_attn_scalar, grouped KV heads, sliding
 // and full layers with their own RoPE tables, GELU-tanh gated MLP.
 import Foundation
+import Tensor
 
 final class Gemma3DecoderLayer {
     let C: Int, I: Int, H: Int, KV: Int, D: Int

@@ -29,6 +29,8 @@ public struct ForwardResult: Sendable {
     public var lossSum: Double
     public var tokenCount: Int
     public var correctCount: Int
+    /// Σ over the valid targets of the predictive entropy of softmax(logits) (TRL's `entropy` numerator).
+    public var entropySum: Double = 0
     /// (B, L, V) fp32 logits when requested.
     public var logits: [Float]?
     public var meanLoss: Double { lossSum / Double(tokenCount) }
@@ -59,6 +61,9 @@ public final class Gemma3Model: @unchecked Sendable {
     var rng = SeededRNG(seed: 42)
     /// Rows of logits per head+CE chunk (like TRL's chunked_nll) so (T, V) is never whole.
     public var logitsChunkRows = 256
+    /// How the Linear products (and lm_head) of training and eval runs are computed: `.fp32`, or bf16
+    /// autocast-like (`.emulated`, `.sbgemm`); resolved from `bf16` / `bf16_matmul` by module Training.
+    public var bf16Matmul: BF16MatmulMode = .fp32
 
     public static func load(from dir: URL) throws -> Gemma3Model {
         let arch = try ArchitectureRegistry.load(configAt: dir.appendingPathComponent("config.json"))
@@ -206,7 +211,7 @@ public final class Gemma3Model: @unchecked Sendable {
             throw ModelError("batch: token id \(id) is outside the vocabulary (\(V))")
         }
         let maxIn = max(C, text.intermediateSize, text.numAttentionHeads * text.headDim, vision.map { max($0.K, $0.cfg.intermediateSize) } ?? 0)
-        let ctx = RunContext(scratchCount: MatrixKernels.tileRows * maxIn, rng: rng, training: training)
+        let ctx = RunContext(scratchCount: MatrixKernels.tileRows * maxIn, rng: rng, training: training, bf16: bf16Matmul)
         defer { rng = ctx.rng; _ = rng.next() }
 
         // 1. scaled token embeddings
@@ -277,7 +282,7 @@ public final class Gemma3Model: @unchecked Sendable {
                 throw ModelError("batch: label \(t) is outside the vocabulary (\(V))")
             }
         }
-        var lossSum = 0.0, count = 0, correct = 0
+        var lossSum = 0.0, count = 0, correct = 0, entropySum = 0.0
         var logitsOut: [Float]? = keepLogits ? [Float](repeating: 0, count: T * V) : nil
         let dhN = backward ? FBuf(T * C) : nil
         let chunk = max(1, logitsChunkRows)
@@ -285,20 +290,27 @@ public final class Gemma3Model: @unchecked Sendable {
         var r0 = 0
         while r0 < T {
             let n = min(chunk, T - r0)
-            MatrixKernels.forward(logits.p, hN.p + r0 * C, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch)
+            MatrixKernels.forward(logits.p, hN.p + r0 * C, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch,
+                                  precision: ctx.matmul, roundOutput: true)
             if keepLogits { logitsOut!.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: r0 * V).update(from: logits.p, count: n * V) } }
             if batch.labels != nil {
+                // Entropy first: the cross-entropy kernel overwrites the logits with their gradient.
+                entropySum += targets.withUnsafeBufferPointer {
+                    tokenEntropySum(logits: logits.p, targets: UnsafeBufferPointer(rebasing: $0[r0..<(r0 + n)]), rows: n, vocab: V).sum
+                }
                 let (s, c, k) = crossEntropyForwardBackward(logits.p, Array(targets[r0..<(r0 + n)]), n, V,
                                                             gradScale: gradScale, computeGrad: backward)
                 lossSum += s; count += c; correct += k
                 if let dh = dhN, c > 0 {
-                    MatrixKernels.backwardInput(dh.p + r0 * C, logits.p, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch)
-                    if let g = headForward.grad { sgemmTN(V, C, n, logits.p, V, hN.p + r0 * C, C, g, C, beta: 1) }
+                    MatrixKernels.backwardInput(dh.p + r0 * C, logits.p, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch,
+                                                precision: ctx.matmul)
+                    if let g = headForward.grad { ctx.matmul.tn(V, C, n, logits.p, V, hN.p + r0 * C, C, g, C, beta: 1, roundOutput: true) }
                 }
             }
             r0 += n
         }
-        let result = ForwardResult(lossSum: lossSum, tokenCount: count, correctCount: correct, logits: logitsOut)
+        var result = ForwardResult(lossSum: lossSum, tokenCount: count, correctCount: correct, logits: logitsOut)
+        result.entropySum = entropySum
         guard backward, let dh = dhN, batch.labels != nil else { return result }
 
         // 7. backward: final norm, layers in reverse, then the embedding and image features

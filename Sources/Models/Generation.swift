@@ -2,6 +2,7 @@
 // steps (what the next query may still see); full layers keep everything. The prefill sees the prompt's
 // image blocks bidirectionally, as transformers' generate passes token_type_ids on the first step only.
 import Foundation
+import Tensor
 
 public struct SamplingOptions: Sendable {
     /// 0 = greedy.

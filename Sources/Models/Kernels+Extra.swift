@@ -2,63 +2,37 @@
 // kernels were not on main when this was written). Style as llm.c: each forward next to its backward,
 // outputs first, shapes in comments; backward functions ACCUMULATE (+=) into parameter gradients and
 // write (=) input gradients unless stated. All math fp32; row-major.
-import COpenBLAS
 import Foundation
 import Tensor
 
 typealias FPtr = UnsafeMutablePointer<Float>
 typealias CFPtr = UnsafePointer<Float>
 
-/// Owned fp32 buffer (no per-element allocation in hot loops: take `.p` once).
-final class FBuf {
-    let count: Int
-    let p: FPtr
-    init(_ count: Int, zero: Bool = true) {
-        self.count = count
-        p = FPtr.allocate(capacity: max(count, 1))
-        if zero { p.initialize(repeating: 0, count: max(count, 1)) }
-    }
+/// Models' flat fp32 buffers (activations, caches, parameters and their gradients) are module Tensor's
+/// `TensorStorage` (one owned, 64-byte-aligned allocation), so any of them is viewed as a `Tensor` for the
+/// Tensor kernels at no cost (`view(_:)`). The short spellings below are what the layer code takes once
+/// outside its loops.
+typealias FBuf = TensorStorage
+
+extension TensorStorage {
+    convenience init(_ count: Int, zero: Bool = true) { self.init(capacity: count, zeroed: zero) }
     convenience init(copying src: UnsafePointer<Float>, count: Int) {
-        self.init(count, zero: false)
-        p.update(from: src, count: count)
+        self.init(capacity: count, zeroed: false)
+        base.update(from: src, count: count)
     }
     convenience init(_ values: [Float]) {
-        self.init(values.count, zero: false)
-        values.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: values.count) }
+        self.init(capacity: values.count, zeroed: false)
+        values.withUnsafeBufferPointer { if let b = $0.baseAddress { base.update(from: b, count: values.count) } }
     }
-    deinit { p.deallocate() }
-    func zero() { p.update(repeating: 0, count: count) }
-    var array: [Float] { Array(UnsafeBufferPointer(start: p, count: count)) }
+    var p: FPtr { base }
+    var count: Int { capacity }
+    func zero() { base.update(repeating: 0, count: capacity) }
+    var array: [Float] { Array(UnsafeBufferPointer(start: base, count: capacity)) }
+    /// The whole buffer as a Tensor of `shape` (element count = capacity), sharing the storage.
+    func view(_ shape: [Int]) -> Tensor { Tensor(storage: self, offset: 0, shape: shape) }
 }
 
-// MARK: - matmul (BLAS)
-
-/// C[M,N] = alpha * A[M,K] · B[N,K]ᵀ + beta * C   (the nn.Linear shape: x · Wᵀ)
-@inline(__always)
-func sgemmNT(_ M: Int, _ N: Int, _ K: Int, _ A: CFPtr, _ lda: Int, _ B: CFPtr, _ ldb: Int,
-             _ C: FPtr, _ ldc: Int, alpha: Float = 1, beta: Float = 0) {
-    if M == 0 || N == 0 { return }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(N), Int32(K), alpha,
-                A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
-}
-
-/// C[M,N] = alpha * A[M,K] · B[K,N] + beta * C
-@inline(__always)
-func sgemmNN(_ M: Int, _ N: Int, _ K: Int, _ A: CFPtr, _ lda: Int, _ B: CFPtr, _ ldb: Int,
-             _ C: FPtr, _ ldc: Int, alpha: Float = 1, beta: Float = 0) {
-    if M == 0 || N == 0 { return }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(M), Int32(N), Int32(K), alpha,
-                A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
-}
-
-/// C[M,N] = alpha * A[K,M]ᵀ · B[K,N] + beta * C   (weight gradients: dYᵀ · X)
-@inline(__always)
-func sgemmTN(_ M: Int, _ N: Int, _ K: Int, _ A: CFPtr, _ lda: Int, _ B: CFPtr, _ ldb: Int,
-             _ C: FPtr, _ ldc: Int, alpha: Float = 1, beta: Float = 0) {
-    if M == 0 || N == 0 { return }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(M), Int32(N), Int32(K), alpha,
-                A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
-}
+// Matrix products: sgemmNT / sgemmNN / sgemmTN live in module Tensor (Matmul.swift).
 
 // MARK: - Gemma RMSNorm: y = x · rsqrt(mean(x²) + eps) · (1 + w)
 
@@ -299,12 +273,3 @@ func attentionHeadBackward(_ dq: FPtr, _ ldq: Int, _ dk: FPtr, _ dv: FPtr, _ ldk
     sgemmNN(Lq, D, Lk, dP, Lk, k, ldk, dq, ldq, alpha: scale)
     sgemmTN(Lk, D, Lq, dP, Lk, q, ldq, dk, ldk, alpha: scale, beta: 1)
 }
-
-// MARK: - small helpers
-
-@inline(__always) func addInPlace(_ y: FPtr, _ x: CFPtr, _ n: Int) { for i in 0..<n { y[i] += x[i] } }
-
-/// Storage conversions are module Tensor's (bit-exact with torch, tested there).
-@inline(__always) func bf16ToFloat(_ b: UInt16) -> Float { float(fromBF16Bits: b) }
-@inline(__always) func floatToBF16(_ f: Float) -> UInt16 { bf16Bits(fromFloat: f) }
-@inline(__always) func f16ToFloat(_ h: UInt16) -> Float { float(fromF16Bits: h) }

@@ -1,6 +1,7 @@
 // SigLIP vision tower (transformers models/siglip/modeling_siglip.py) and the Gemma 3 multimodal projector
 // (modeling_gemma3.py Gemma3MultiModalProjector), forward and backward side by side.
 import Foundation
+import Tensor
 
 final class SiglipLayer {
     let C: Int, I: Int, H: Int

@@ -21,14 +21,18 @@ public func addForward(out: Tensor, _ a: Tensor, _ b: Tensor) {
 /// dst += alpha·src (axpy). Also the backward of `addForward` for each operand, and the residual add.
 public func addInPlace(_ dst: Tensor, _ src: Tensor, alpha: Float = 1) {
     checkSameCount("addInPlace", dst, src)
-    let pd = dst.data, ps = src.data
+    addInPlace(dst.data, src.data, dst.count, alpha: alpha)
+}
+
+/// dst[0..<count] += alpha·src[0..<count]: the pointer form of `addInPlace` (a bias row, a residual).
+public func addInPlace(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ count: Int, alpha: Float = 1) {
     if alpha == 1 {
-        Parallel.forEachChunk(count: dst.count, grain: ParallelGrain.elementwise) { r in
-            for i in r { pd[i] += ps[i] }
+        Parallel.forEachChunk(count: count, grain: ParallelGrain.elementwise) { r in
+            for i in r { dst[i] += src[i] }
         }
     } else {
-        Parallel.forEachChunk(count: dst.count, grain: ParallelGrain.elementwise) { r in
-            for i in r { pd[i] += alpha * ps[i] }
+        Parallel.forEachChunk(count: count, grain: ParallelGrain.elementwise) { r in
+            for i in r { dst[i] += alpha * src[i] }
         }
     }
 }

@@ -52,15 +52,15 @@ public final class Gemma3Trainable: TrainableModel {
     }
 
     public func forwardBackward(_ batch: TrainingBatch, lossScale: Float) throws -> MicroBatchResult {
-        if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0) }  // every row dropped
+        if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0, entropySum: 0) }  // every row dropped
         let r = try model.forwardBackward(try unwrap(batch), gradScale: lossScale, gradientCheckpointing: gradientCheckpointing)
-        return MicroBatchResult(lossSum: Float(r.lossSum), targets: r.tokenCount, correct: r.correctCount)
+        return MicroBatchResult(lossSum: Float(r.lossSum), targets: r.tokenCount, correct: r.correctCount, entropySum: Float(r.entropySum))
     }
 
     public func evaluate(_ batch: TrainingBatch) throws -> MicroBatchResult {
-        if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0) }
+        if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0, entropySum: 0) }
         let r = try model.evaluate(try unwrap(batch))
-        return MicroBatchResult(lossSum: Float(r.lossSum), targets: r.tokenCount, correct: r.correctCount)
+        return MicroBatchResult(lossSum: Float(r.lossSum), targets: r.tokenCount, correct: r.correctCount, entropySum: Float(r.entropySum))
     }
 
     /// save_pretrained's `max_shard_size` for full fine-tuning checkpoints (the Trainer passes none: "50GB").
@@ -162,19 +162,7 @@ public final class Gemma3Trainable: TrainableModel {
     /// Loads the model of `config` and chooses what trains (LoRA from scratch, an existing adapter, or all weights).
     public static func load(_ config: SFTConfig, modelDir: URL) throws -> Gemma3Trainable {
         let model = try Gemma3Model.load(from: modelDir)
-        if config.loadIn4bit {
-            // QLoRA: bitsandbytes replaces every frozen nn.Linear except lm_head with Linear4bit (NF4, blocks
-            // of 64, absmax double-quantised when use_bnb_nested_quant).
-            try model.replaceFrozenLinearWeights { name, w in
-                if name.hasSuffix("lm_head") { return nil }
-                let dtype: NF4SourceDType = (w as? HalfPrecisionWeight)?.format == .bf16 ? .bf16 : .f32
-                var values = [Float](repeating: 0, count: w.rows * w.cols)
-                values.withUnsafeMutableBufferPointer { w.dequantizeRows(0..<w.rows, into: $0.baseAddress!) }
-                return values.withUnsafeBufferPointer {
-                    NF4Weight(quantizing: $0, rows: w.rows, cols: w.cols, dtype: dtype, doubleQuant: config.useBnbNestedQuant)
-                }
-            }
-        }
+        if config.loadIn4bit { try quantizeFrozenLinears(model, doubleQuant: config.useBnbNestedQuant) }
         if config.usePeft {
             if let a = config.adapterNameOrPath {
                 try model.loadAdapter(from: URL(fileURLWithPath: a))
@@ -190,7 +178,40 @@ public final class Gemma3Trainable: TrainableModel {
             model.enableFullFineTuning()
         }
         model.seedDropout(UInt64(config.seed))
+        model.bf16Matmul = try config.bf16MatmulResolution().mode
         return Gemma3Trainable(model: model, usesAdapter: config.usePeft, gradientCheckpointing: config.gradientCheckpointing)
+    }
+}
+
+extension Gemma3Trainable {
+    /// QLoRA's load step, as transformers 5.24 + bitsandbytes 0.50.2 do it for
+    /// `BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=float32)`:
+    /// `replace_with_bnb_linear` swaps every module whose type is exactly nn.Linear for Linear4bit, except
+    /// `get_keys_to_not_convert` = tied-weight keys (lm_head, embed_tokens), the module of the last named
+    /// parameter (a norm in Gemma 3) and the output embedding (lm_head). So: every language-model and SigLIP
+    /// q/k/v/o(out_proj), gate/up/down, fc1/fc2; not lm_head, not the projector (a bare Parameter + RMSNorm),
+    /// not the patch Conv2d. Weights are quantised NF4 in blocks of 64 (absmax re-quantised to 8 bits in
+    /// blocks of 256 when `doubleQuant`, TRL's `use_bnb_nested_quant`).
+    ///
+    /// Dequantised values stay fp32 even for a bf16 checkpoint: Linear4bit's matmul dequantises into the
+    /// compute dtype (`dequantize_4bit(..., A.dtype)` in bnb's gemm_4bit), not into `quant_state.dtype`, and
+    /// SFTDeck computes in fp32 (proof: Tests/TrainingTests/QLoRAParityTests, fixture training/qlora).
+    /// Returns the quantised modules (named_modules order) and their NF4 weights.
+    @discardableResult
+    public static func quantizeFrozenLinears(_ model: Gemma3Model, doubleQuant: Bool) throws -> [(name: String, weight: NF4Weight)] {
+        var done: [(name: String, weight: NF4Weight)] = []
+        try model.replaceFrozenLinearWeights { name, w in
+            if name.hasSuffix("lm_head") || name.hasSuffix("embed_tokens") { return nil }
+            var values = [Float](repeating: 0, count: w.rows * w.cols)
+            values.withUnsafeMutableBufferPointer { w.dequantizeRows(0..<w.rows, into: $0.baseAddress!) }
+            let q = values.withUnsafeBufferPointer {
+                NF4Weight(quantizing: $0, rows: w.rows, cols: w.cols, dtype: .f32, doubleQuant: doubleQuant)
+            }
+            done.append((name, q))
+            (w as? FrozenTensor)?.releaseMappedPages()   // the checkpoint's pages for it are no longer needed
+            return q
+        }
+        return done
     }
 }
 

@@ -1,8 +1,10 @@
 import Foundation
 
 /// Everything a run leaves on disk, laid out like the HF Trainer + TRL leave it:
-///   output_dir/runs/<date>_<host>/events.out.tfevents.*   TensorBoard (Trainer tags)
-///   output_dir/train_log.jsonl                             one JSON object per log_history entry
+///   output_dir/runs/<date>_<host>/events.out.tfevents.*   TensorBoard (Trainer tags), when report_to has
+///                                                          tensorboard or all
+///   output_dir/train_log.jsonl                             one JSON object per log_history entry (always)
+///   output_dir/trainer_state.json                          at the end (`save_state`), and in every checkpoint
 ///   output_dir/checkpoint-N/                               model files, optimizer.safetensors, scheduler.json,
 ///                                                          rng_state.json, trainer_state.json, README.md, sftdeck.yaml
 ///   output_dir/ (at the end)                               model files, README.md, sftdeck.yaml (`save_model`)
@@ -31,12 +33,16 @@ public final class RunWriter {
         try FileManager.default.createDirectory(at: outputDir, withIntermediateDirectories: true)
         Self.removeStaleTemporaries(in: outputDir)
         if trainer.globalStep > 0 { try trimJSONLog(afterStep: trainer.globalStep) }
-        let tb = try TensorBoardWriter(logDir: logDir)
-        tensorBoard = tb
-        tb.addText("args", Self.jsonString(trainer.config.argsDictionary))
-        let mc = trainer.model.configSummary
-        if !mc.isEmpty { tb.addText("model_config", Self.jsonString(mc)) }
-        tb.flush()
+        // The Trainer's TensorBoardCallback is attached only when report_to names it (or "all"): with
+        // report_to none there is no runs/ folder at all. The JSONL log and trainer_state.json do not depend on it.
+        if trainer.config.reportsToTensorBoard {
+            let tb = try TensorBoardWriter(logDir: logDir)
+            tensorBoard = tb
+            tb.addText("args", Self.jsonString(trainer.config.argsDictionary))
+            let mc = trainer.model.configSummary
+            if !mc.isEmpty { tb.addText("model_config", Self.jsonString(mc)) }
+            tb.flush()
+        }
         let url = outputDir.appendingPathComponent("train_log.jsonl")
         if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
         guard let h = FileHandle(forWritingAtPath: url.path) else { throw TrainingError("\(url.path): cannot open the JSONL log") }
@@ -64,6 +70,9 @@ public final class RunWriter {
             try writeModelCard(trainer: trainer, to: outputDir)
             try trainer.config.save(to: outputDir.appendingPathComponent("sftdeck.yaml").path)
         }
+        // Trainer.save_state(): the final log_history next to the model, so `plot` and the Runs screen find
+        // the run without event files or checkpoints (report_to none, save_strategy no).
+        try AtomicFile.writeJSON(trainerState(trainer), to: outputDir.appendingPathComponent("trainer_state.json"))
         try? jsonl?.close(); jsonl = nil
         tensorBoard = nil
     }

@@ -9,8 +9,8 @@ struct TrainCommand: ParsableCommand {
         abstract: "Fine-tune with SFT from a YAML config in TRL's keys (the dashboard unless --headless).",
         discussion: """
         The config uses `trl sft --config` keys with TRL's defaults (see sample-configs/). Outputs land in \
-        output_dir like the HF Trainer's: checkpoint-N/, runs/<date>_<host>/ TensorBoard events, \
-        train_log.jsonl, README.md. Ctrl-C stops after saving a checkpoint; resume_from_checkpoint: true \
+        output_dir like the HF Trainer's: checkpoint-N/, train_log.jsonl, trainer_state.json, README.md, \
+        and runs/<date>_<host>/ TensorBoard events when report_to is tensorboard or all (TRL's default none writes none). Ctrl-C stops after saving a checkpoint; resume_from_checkpoint: true \
         continues from the latest one. Exit status: 0 finished, 1 failed, 2 bad config, 130 stopped early.
         """)
 
