@@ -47,7 +47,7 @@ extension Gemma3Model {
 
     /// Writes the model's current weights (fp32) into `dir` as save_pretrained does; config files are the
     /// caller's. Removes stale `model-*-of-*.safetensors` shards a previous save left that this one does not
-    /// replace (as save_pretrained does).
+    /// replace (as save_pretrained does), and the other layout's leftover.
     @discardableResult
     public func saveFullWeights(to dir: URL, maxShardSize: Int = Gemma3Model.defaultMaxShardSize) throws -> FullWeightsSave {
         let fm = FileManager.default
@@ -84,6 +84,9 @@ extension Gemma3Model {
             }
         }
         let indexURL = dir.appendingPathComponent("model.safetensors.index.json")
+        // Unlike save_pretrained, also drop the other layout's leftover (a stale index next to a new single
+        // file, or a stale single file next to new shards), which loaders would otherwise prefer or mix up.
+        try? fm.removeItem(at: n > 1 ? dir.appendingPathComponent("model.safetensors") : indexURL)
         if n > 1 {
             // json.dumps(index, indent=2, sort_keys=True) + "\n"; total_parameters = num_parameters()
             let index = PyJSON.object([

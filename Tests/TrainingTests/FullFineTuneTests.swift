@@ -49,6 +49,30 @@ final class FullFineTuneTests: XCTestCase {
         XCTAssertEqual(again.totalParameterCount, try fullModel().model.totalParameterCount)
     }
 
+    /// `Trainer._save` ends with `processing_class.save_pretrained(output_dir)`: the model folder's tokenizer,
+    /// chat template and processor files travel with every checkpoint (LoRA ones too), so a new run can
+    /// start from the folder.
+    func testProcessorFilesTravelWithTheCheckpoint() throws {
+        let llava = try fixtureURL("sft/llava/model")
+        let m = try Gemma3Model.load(from: llava)
+        m.enableFullFineTuning()
+        let out = tempDir()
+        try Gemma3Trainable(model: m, usesAdapter: false, gradientCheckpointing: false).saveTrainable(to: out)
+        let files = Set(try FileManager.default.contentsOfDirectory(atPath: out.path))
+        XCTAssertEqual(files, ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                               "chat_template.jinja", "preprocessor_config.json", "processor_config.json"])
+        for f in ["tokenizer.json", "chat_template.jinja", "preprocessor_config.json"] {
+            XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent(f)), try Data(contentsOf: llava.appendingPathComponent(f)), f)
+        }
+        let lora = try Gemma3Model.load(from: llava)
+        try lora.loadAdapter(from: fixtureURL("sft/llava/adapter_init"))
+        let outL = tempDir("lora-processor")
+        try Gemma3Trainable(model: lora, usesAdapter: true, gradientCheckpointing: false).saveTrainable(to: outL)
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: outL.path)),
+                       ["adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                        "chat_template.jinja", "preprocessor_config.json", "processor_config.json"])
+    }
+
     func testShardsAndIndexMatchSavePretrained() throws {
         let r = try ref("save_pretrained.json")
         let out = tempDir()
@@ -56,6 +80,7 @@ final class FullFineTuneTests: XCTestCase {
         t.maxShardSize = try XCTUnwrap(r["max_shard_size"] as? Int)
         // A stale shard of an earlier, differently split save is removed (as save_pretrained does).
         try Data([1, 2, 3]).write(to: out.appendingPathComponent("model-00001-of-00009.safetensors"))
+        try Data([1, 2, 3]).write(to: out.appendingPathComponent("model.safetensors"))   // and an unsharded one
         try t.saveTrainable(to: out)
         let files = Set(try FileManager.default.contentsOfDirectory(atPath: out.path))
         XCTAssertEqual(files, Set(r["sharded_files"] as! [String]))
