@@ -163,6 +163,7 @@ public final class Gemma3Model: @unchecked Sendable {
         return v.layers.contains { l in l.linears.contains { $0.lora != nil || $0.weight.trainable } || l.ln1w.trainable }
     }
 
+    /// RoPE tables of both layer types, grown to a power of two ≥ 256 positions and kept.
     func ropeTables(maxPosition: Int) -> (local: RopeTable, global: RopeTable) {
         if let l = ropeLocal, let g = ropeGlobal, l.maxPos >= maxPosition { return (l, g) }
         var n = 256
@@ -250,28 +251,29 @@ public final class Gemma3Model: @unchecked Sendable {
 
         // 3. masks and positions (right padding: position ids 0..L−1 for every row)
         let tt = multimodal != nil ? batch.tokenTypeIDs : nil
-        let fullMask = gemma3Masks(B: B, L: L, attentionMask: batch.attentionMask, tokenTypeIDs: tt, window: nil)
-        let slidingMask = gemma3Masks(B: B, L: L, attentionMask: batch.attentionMask, tokenTypeIDs: tt, window: text.slidingWindow)
-        let positions = (0..<T).map { $0 % L }
+        let fullMask = AttentionMask.gemma3(slidingWindow: nil, attentionMask: batch.attentionMask, tokenTypes: tt, batch: B, length: L)
+        let slidingMask = AttentionMask.gemma3(slidingWindow: text.slidingWindow, attentionMask: batch.attentionMask, tokenTypes: tt,
+                                               batch: B, length: L)
         let rope = ropeTables(maxPosition: L)
+        let localRope = rope.local.rows(0..<L), globalRope = rope.global.rows(0..<L)
 
         // 4. decoder layers
         var caches: [Gemma3DecoderLayer.Cache?] = []
         var inputs: [FBuf] = []
         var rngStates: [SeededRNG] = []
         for l in layers {
-            let r = l.sliding ? rope.local : rope.global, m = l.sliding ? slidingMask : fullMask
+            let r = l.sliding ? localRope : globalRope, m = l.sliding ? slidingMask : fullMask
             if backward && checkpoint {
                 inputs.append(FBuf(copying: x.p, count: T * C)); rngStates.append(ctx.rng)
-                _ = l.forward(x.p, B: B, L: L, positions: positions, rope: r, masks: m, ctx: ctx, keep: false)
+                _ = l.forward(x.p, B: B, L: L, rope: r, mask: m, ctx: ctx, keep: false)
             } else {
-                caches.append(l.forward(x.p, B: B, L: L, positions: positions, rope: r, masks: m, ctx: ctx, keep: backward))
+                caches.append(l.forward(x.p, B: B, L: L, rope: r, mask: m, ctx: ctx, keep: backward))
             }
         }
 
         // 5. final norm
         let hN = FBuf(T * C, zero: false), rstdN = FBuf(T)
-        rmsnormForward(hN.p, rstdN.p, x.p, finalNorm.f32, T, C, Float(text.rmsNormEps))
+        rmsNormForward(out: hN.p, rstd: rstdN.p, x.p, weight: finalNorm.f32, rows: T, dim: C, eps: Float(text.rmsNormEps))
 
         // 6. lm_head + shifted CE in row chunks; dlogits go straight back through the head
         var targets = [Int32](repeating: -100, count: T)
@@ -314,20 +316,20 @@ public final class Gemma3Model: @unchecked Sendable {
         guard backward, let dh = dhN, batch.labels != nil else { return result }
 
         // 7. backward: final norm, layers in reverse, then the embedding and image features
-        let dx = FBuf(T * C, zero: false)
-        rmsnormBackward(dx.p, finalNorm.grad, dh.p, x.p, finalNorm.f32, rstdN.p, T, C)
+        let dx = FBuf(T * C)
+        rmsNormBackward(dx: dx.p, dweight: finalNorm.grad, dout: dh.p, x.p, weight: finalNorm.f32, rstd: rstdN.p, rows: T, dim: C)
         for li in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[li]
-            let r = l.sliding ? rope.local : rope.global, m = l.sliding ? slidingMask : fullMask
+            let r = l.sliding ? localRope : globalRope, m = l.sliding ? slidingMask : fullMask
             if checkpoint {
                 let saved = ctx.rng
                 ctx.rng = rngStates[li]
                 let xin = FBuf(copying: inputs[li].p, count: T * C)
-                let c = l.forward(xin.p, B: B, L: L, positions: positions, rope: r, masks: m, ctx: ctx, keep: true)!
+                let c = l.forward(xin.p, B: B, L: L, rope: r, mask: m, ctx: ctx, keep: true)!
                 ctx.rng = saved
-                l.backward(dx.p, B: B, L: L, positions: positions, rope: r, masks: m, cache: c, ctx: ctx)
+                l.backward(dx.p, B: B, L: L, rope: r, mask: m, cache: c, ctx: ctx)
             } else {
-                l.backward(dx.p, B: B, L: L, positions: positions, rope: r, masks: m, cache: caches[li]!, ctx: ctx)
+                l.backward(dx.p, B: B, L: L, rope: r, mask: m, cache: caches[li]!, ctx: ctx)
             }
         }
         if let g = embedForward.grad {
