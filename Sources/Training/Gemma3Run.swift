@@ -44,7 +44,15 @@ public final class Gemma3Trainable: TrainableModel {
             .filter { !$0.name.contains("embed_tokens") && !$0.name.contains("position_embedding") }
             .reduce(0) { $0 + $1.count }
     }
-    public func zeroGrad() { model.zeroGrad() }
+    public func zeroGrad() { model.zeroGrad(); windowHadImages = false }
+
+    /// Whether a micro-batch since `zeroGrad` ran the vision tower and projector.
+    private var windowHadImages = false
+    /// Text-only windows leave the vision tower's and projector's `.grad` None in torch.
+    public var parametersWithGradient: [Bool]? {
+        guard model.multimodal != nil, !windowHadImages else { return nil }
+        return trainableParameters.map { !($0.name.contains("vision_tower.") || $0.name.contains("multi_modal_projector.")) }
+    }
 
     private func unwrap(_ b: TrainingBatch) throws -> ModelBatch {
         guard let g = b as? Gemma3TrainingBatch else { throw TrainingError("Gemma 3 expects a Gemma3TrainingBatch") }
@@ -53,7 +61,9 @@ public final class Gemma3Trainable: TrainableModel {
 
     public func forwardBackward(_ batch: TrainingBatch, lossScale: Float) throws -> MicroBatchResult {
         if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0, entropySum: 0) }  // every row dropped
-        let r = try model.forwardBackward(try unwrap(batch), gradScale: lossScale, gradientCheckpointing: gradientCheckpointing)
+        let b = try unwrap(batch)
+        if b.numImages > 0 && b.pixelValues != nil { windowHadImages = true }
+        let r = try model.forwardBackward(b, gradScale: lossScale, gradientCheckpointing: gradientCheckpointing)
         StartupProfile.mark("first forward+backward")
         return MicroBatchResult(lossSum: Float(r.lossSum), targets: r.tokenCount, correct: r.correctCount, entropySum: Float(r.entropySum))
     }

@@ -28,8 +28,12 @@ public struct TrainableTensor {
 ///   p ← p − (lr/(1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε)
 public final class AdamW {
     public var beta1: Double, beta2: Double, eps: Double, weightDecay: Double
-    /// Optimizer steps taken (torch's per-parameter `state["step"]`; all parameters step together here).
+    /// Optimizer steps taken.
     public private(set) var stepCount: Int = 0
+    /// torch's per-parameter `state["step"]`: a parameter whose `.grad` is None in a step (it took no part in
+    /// the window's forward, e.g. the vision tower on text-only rows) is skipped by torch AdamW — no decay,
+    /// no moment update, no step — so its bias correction runs on its own count.
+    public private(set) var parameterSteps: [Int]
     public private(set) var expAvg: [[Float]]
     public private(set) var expAvgSq: [[Float]]
     public let decayFlags: [Bool]
@@ -40,6 +44,7 @@ public final class AdamW {
         expAvg = parameters.map { [Float](repeating: 0, count: $0.count) }
         expAvgSq = parameters.map { [Float](repeating: 0, count: $0.count) }
         decayFlags = parameters.map { AdamW.usesWeightDecay($0) }
+        parameterSteps = Array(repeating: 0, count: parameters.count)
     }
 
     /// transformers `Trainer.get_decay_parameter_names`: no decay inside LayerNorm-type modules, nor for
@@ -57,18 +62,22 @@ public final class AdamW {
         return parts.contains { $0.hasSuffix("_norm") }
     }
 
-    /// One optimizer step with learning rate `lr` over `parameters` (same order as at init).
-    public func step(_ parameters: [TrainableTensor], lr: Double) {
+    /// One optimizer step with learning rate `lr` over `parameters` (same order as at init). `hasGradient`
+    /// (nil: all) marks the parameters torch would see with a `.grad`; the others are skipped.
+    public func step(_ parameters: [TrainableTensor], lr: Double, hasGradient: [Bool]? = nil) {
         precondition(parameters.count == expAvg.count, "AdamW: parameter list changed")
+        precondition(hasGradient == nil || hasGradient!.count == parameters.count, "AdamW: gradient mask size")
         stepCount += 1
-        let t = Double(stepCount)
-        let biasCorrection1 = 1 - pow(beta1, t)
-        let biasCorrection2 = 1 - pow(beta2, t)
-        let stepSize = Float(lr / biasCorrection1)
-        let bc2Sqrt = Float(biasCorrection2.squareRoot())
         let w1 = Float(1 - beta1), b2 = Float(beta2), w2 = Float(1 - beta2), epsF = Float(eps)
         let small = abs(w1) < 0.5
         for (k, p) in parameters.enumerated() {
+            if let mask = hasGradient, !mask[k] { continue }
+            parameterSteps[k] += 1
+            let t = Double(parameterSteps[k])
+            let biasCorrection1 = 1 - pow(beta1, t)
+            let biasCorrection2 = 1 - pow(beta2, t)
+            let stepSize = Float(lr / biasCorrection1)
+            let bc2Sqrt = Float(biasCorrection2.squareRoot())
             let decay = decayFlags[k] && weightDecay != 0
             let decayFactor = Float(1 - lr * weightDecay)
             let value = p.value, grad = p.grad
@@ -136,12 +145,14 @@ public final class AdamW {
     }
 
     /// Restores moments and step count (from a checkpoint).
-    public func restore(stepCount: Int, expAvg: [[Float]], expAvgSq: [[Float]]) throws {
+    public func restore(stepCount: Int, expAvg: [[Float]], expAvgSq: [[Float]], parameterSteps: [Int]? = nil) throws {
         guard expAvg.count == self.expAvg.count, expAvgSq.count == self.expAvgSq.count,
               zip(expAvg, self.expAvg).allSatisfy({ $0.count == $1.count }),
-              zip(expAvgSq, self.expAvgSq).allSatisfy({ $0.count == $1.count })
+              zip(expAvgSq, self.expAvgSq).allSatisfy({ $0.count == $1.count }),
+              parameterSteps == nil || parameterSteps!.count == expAvg.count
         else { throw TrainingError("optimizer state does not match the model's trainable parameters") }
         self.stepCount = stepCount; self.expAvg = expAvg; self.expAvgSq = expAvgSq
+        self.parameterSteps = parameterSteps ?? Array(repeating: stepCount, count: expAvg.count)
     }
 }
 

@@ -123,6 +123,7 @@ public final class RunWriter {
                 "betas": "\(trainer.config.adamBeta1),\(trainer.config.adamBeta2)", "eps": "\(trainer.config.adamEpsilon)",
                 "weight_decay": "\(trainer.config.weightDecay)",
                 "decay": trainer.optimizerDecayFlags.map { $0 ? "1" : "0" }.joined(),
+                "param_steps": trainer.optimizerParameterSteps.map(String.init).joined(separator: ","),
             ], to: tmp.appendingPathComponent(CheckpointFolder.optimizerFile))
             try AtomicFile.writeJSON(trainer.schedulerState, to: tmp.appendingPathComponent(CheckpointFolder.schedulerFile))
             var rng: [String: Any] = ["sampler_seed": trainer.config.dataSeed ?? trainer.config.seed,

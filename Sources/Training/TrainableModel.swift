@@ -50,6 +50,9 @@ public protocol TrainableModel: AnyObject {
     func restoreRandomState(_ state: [UInt8]) throws
     /// Extra JSON-able facts for the model card and `args/text_summary` (e.g. the model's config).
     var configSummary: [String: Any] { get }
+    /// Per trainable parameter: whether it took part in a forward since `zeroGrad` (torch: `.grad` is not
+    /// None, so AdamW steps it). nil: all did.
+    var parametersWithGradient: [Bool]? { get }
 }
 
 extension TrainableModel {
@@ -57,6 +60,7 @@ extension TrainableModel {
     public func randomState() -> [UInt8]? { nil }
     public func restoreRandomState(_ state: [UInt8]) throws {}
     public var configSummary: [String: Any] { [:] }
+    public var parametersWithGradient: [Bool]? { nil }
 }
 
 /// Rows the trainer draws micro-batches from (the Datasets collator or a toy set).

@@ -151,7 +151,7 @@ public final class Trainer {
                 var gradNorm: Float? = nil
                 if config.maxGradNorm > 0 { gradNorm = GradientClipping.clip(params, maxNorm: config.maxGradNorm) }
                 let lr = schedule.learningRate(atStep: globalStep)
-                optimizer.step(params, lr: lr)
+                optimizer.step(params, lr: lr, hasGradient: model.parametersWithGradient)
                 model.zeroGrad()
                 globalStep += 1
                 epoch = Double(ep) + Double(step + 1) / Double(lenDataloader)
@@ -339,6 +339,7 @@ public final class Trainer {
 
     var optimizerStepCount: Int { optimizer.stepCount }
     var optimizerDecayFlags: [Bool] { optimizer.decayFlags }
+    var optimizerParameterSteps: [Int] { optimizer.parameterSteps }
 
     private func restore(from dir: URL) throws {
         try CheckpointFolder.requireResumable(dir)
@@ -352,7 +353,8 @@ public final class Trainer {
             }
             m.append(a.values); v.append(b.values)
         }
-        try optimizer.restore(stepCount: Int(meta["step"] ?? "") ?? 0, expAvg: m, expAvgSq: v)
+        let steps = meta["param_steps"].map { $0.split(separator: ",").compactMap { Int($0) } }
+        try optimizer.restore(stepCount: Int(meta["step"] ?? "") ?? 0, expAvg: m, expAvgSq: v, parameterSteps: steps)
         let stateData = try Data(contentsOf: dir.appendingPathComponent("trainer_state.json"))
         guard let state = try PythonJSON.parse(stateData) as? [String: Any],
               let gs = state["global_step"] as? Int else {

@@ -177,6 +177,55 @@ final class FullFineTuneTests: XCTestCase {
         XCTAssertEqual(try header(out.appendingPathComponent("model.safetensors")).count, wantH.count)
     }
 
+    /// Image rows and text rows in dataset order (batch 2, no accumulation): the windows without images give
+    /// the vision tower and projector no gradient, and torch AdamW then skips them (no weight decay, no
+    /// moment update, no step count). Same losses (1e-4 relative) and trained weights (2e-5 absolute) as TRL.
+    func testWindowsWithoutImagesLeaveTheVisionTowerAlone() throws {
+        let r = try ref("mixed.json")
+        let out = tempDir()
+        let t = try trainer(sftConfig(out: out) {
+            $0.datasetName = try! fixtureURL("fullft/mixed").path
+            $0.gradientAccumulationSteps = 1; $0.shuffle = false; $0.saveStrategy = .no
+        })
+        try t.run()
+        let want = try XCTUnwrap(r["log_history"] as? [[String: Any]])
+        XCTAssertEqual(t.logHistory.count, want.count)
+        for (g, w) in zip(t.logHistory, want) {
+            for k in ["loss", "grad_norm", "train_loss"] {
+                guard let wv = jsonNumber(w[k]) else { continue }
+                XCTAssertEqual(try XCTUnwrap(g[k]), wv, accuracy: 1e-4 * abs(wv), "step \(g.step) \(k)")
+            }
+        }
+        let file = try SafeTensorsFile(url: out.appendingPathComponent("model.safetensors"))
+        var worst: (Float, String) = (0, "")
+        for (name, s) in try XCTUnwrap(r["summary"] as? [String: [String: Any]]) {
+            let v = try file.floats(name)
+            for (i, x) in (s["head"] as! [Any]).compactMap(jsonNumber).enumerated() where Swift.abs(v[i] - Float(x)) > worst.0 {
+                worst = (Swift.abs(v[i] - Float(x)), name)
+            }
+            let wa = jsonNumber(s["abs_sum"])!
+            XCTAssertEqual(v.reduce(0.0) { $0 + Double(Swift.abs($1)) }, wa, accuracy: 1e-4 * wa, "\(name) abs sum")
+        }
+        XCTAssertLessThan(worst.0, 2e-5, "worst at \(worst.1)")
+
+        // Resuming after the text-only window 2 restores the per-parameter step counts: bit-identical.
+        let outB = tempDir("mixed-resume")
+        func mixed() throws -> Trainer {
+            try trainer(sftConfig(out: outB) {
+                $0.datasetName = try! fixtureURL("fullft/mixed").path
+                $0.gradientAccumulationSteps = 1; $0.shuffle = false; $0.saveStrategy = .no
+            })
+        }
+        let b1 = try mixed()
+        b1.poll = { [unowned b1] in b1.globalStep == 2 ? .stop : .continue }
+        try b1.run()
+        let b2 = try mixed()
+        try b2.run(resumeFrom: outB.appendingPathComponent("checkpoint-2"))
+        XCTAssertEqual(t.logHistory.filter { $0.step > 2 && $0["loss"] != nil }.map { $0["loss"]! },
+                       b2.logHistory.filter { $0.step > 2 && $0["loss"] != nil }.map { $0["loss"]! })
+        for (p, q) in zip(t.model.trainableParameters, b2.model.trainableParameters) { XCTAssertTrue(Array(p.value) == Array(q.value), p.name) }
+    }
+
     /// Stop at step 3 (checkpoint-3: weights, optimizer, scheduler, RNG), resume in a fresh model:
     /// steps 4–6 log bit-identical losses and grad norms, and the final weights are bit-identical.
     func testResumeFullFineTuningIsExact() throws {
