@@ -19,6 +19,8 @@
 //   try model.loadAdapter(from: dir) / try model.saveAdapter(to: dir)   // PEFT 0.21.2 folder format
 //   try model.replaceFrozenLinearWeights { name, w in nf4(w) }           // QLoRA: NF4 storage hook
 //   try model.saveWeights(to: dir)   // full checkpoint, LoRA merged, modules_to_save copies untied
+//   try model.saveFullWeights(to: dir, maxShardSize:)   // full fine-tuning: save_pretrained's bytes (base key
+//     layout, dot_natural_key shard order, model-0000i-of-0000n + index above max_shard_size, default 50 GB)
 //   (Training's Gemma3Run.swift wraps all this as Training.TrainableModel + a Datasets BatchSource)
 // Parameters (stable order = the model's named_parameters order)
 //   model.trainableParameters: [Parameter]   name (HF / PEFT named_parameters, e.g.
