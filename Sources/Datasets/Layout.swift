@@ -36,11 +36,24 @@ public struct DatasetOpenOptions: Sendable {
     /// MMIU: where zips are extracted (default: next to the data, or ~/.cache/sftdeck/mmiu).
     public var extractionRoot: URL?
     public var maxExtractedBytes: UInt64
+    /// MMIU: called while image archives are extracted (first open only). Defaults to
+    /// `DatasetOpenOptions.defaultExtractionProgress`, which front ends set once (the headless CLI
+    /// prints a progress line with an ETA), so code that opens datasets deep inside needs no plumbing.
+    public var extractionProgress: ZipExtractionProgressHandler?
     public init(environment: [String: String] = ProcessInfo.processInfo.environment, extractionRoot: URL? = nil,
                 maxExtractedBytes: UInt64 = ZipExtractor.defaultMaxTotalBytes) {
         self.environment = environment
         self.extractionRoot = extractionRoot
         self.maxExtractedBytes = maxExtractedBytes
+        self.extractionProgress = DatasetOpenOptions.defaultExtractionProgress
+    }
+
+    private static let defaultProgressLock = NSLock()
+    nonisolated(unsafe) private static var _defaultExtractionProgress: ZipExtractionProgressHandler?
+    /// The progress handler new options get (process-wide; nil: silent).
+    public static var defaultExtractionProgress: ZipExtractionProgressHandler? {
+        get { defaultProgressLock.lock(); defer { defaultProgressLock.unlock() }; return _defaultExtractionProgress }
+        set { defaultProgressLock.lock(); _defaultExtractionProgress = newValue; defaultProgressLock.unlock() }
     }
 }
 
@@ -293,7 +306,8 @@ public final class Dataset: @unchecked Sendable {
         let cacheName = hub.map { $0.repoID.replacingOccurrences(of: "/", with: "--") + "/" + $0.revision }
             ?? folder.standardizedFileURL.path.replacingOccurrences(of: "/", with: "_")
         let root = options.extractionRoot ?? MMIU.defaultExtractionRoot(for: folder, cacheName: cacheName, environment: options.environment)
-        let summaries = try MMIU.extractArchives(in: folder, root: root, maxTotalBytes: options.maxExtractedBytes)
+        let summaries = try MMIU.extractArchives(in: folder, root: root, maxTotalBytes: options.maxExtractedBytes,
+                                                 progress: options.extractionProgress)
         let store: RowStore = records.pathExtension.lowercased() == "parquet" ? try ParquetShardStore(urls: [records]) : try JSONRowStore(url: records)
         var notes: [String] = []
         let zips = MMIU.zips(in: folder)

@@ -34,17 +34,48 @@ public enum MMIU {
         return cache.appendingPathComponent("sftdeck/mmiu").appendingPathComponent(cacheName)
     }
 
-    /// Extracts every zip of `folder` into `root/<zip name without .zip>/` (once).
-    static func extractArchives(in folder: URL, root: URL, maxTotalBytes: UInt64) throws -> [ZipExtractor.Summary] {
+    /// Extracts every zip of `folder` into `root/<zip name without .zip>/` (once; an interrupted run
+    /// resumes). `progress` sees the totals of all archives still to extract, declared by their central
+    /// directories (read first, which also refuses a hostile archive before anything is written).
+    static func extractArchives(in folder: URL, root: URL, maxTotalBytes: UInt64,
+                                progress: ZipExtractionProgressHandler? = nil) throws -> [ZipExtractor.Summary] {
         let archives = zips(in: folder)
         guard !archives.isEmpty else { return [] }
         do { try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true) } catch {
             throw DatasetError(source: folder.path, "cannot create the image folder \(root.path): \(error.localizedDescription)")
         }
-        return try archives.map { zip in
-            let name = zip.deletingPathExtension().lastPathComponent
-            return try ZipExtractor.extractOnce(archive: zip, into: root.appendingPathComponent(name), maxTotalBytes: maxTotalBytes)
+        let targets = archives.map { ($0, root.appendingPathComponent($0.deletingPathExtension().lastPathComponent)) }
+        let pending = targets.indices.filter { !ZipExtractor.isExtracted(archive: targets[$0].0, into: targets[$0].1) }
+        var sizes: [Int: (entries: Int, bytes: UInt64)] = [:]
+        if progress != nil {
+            for k in pending { sizes[k] = try ZipExtractor.declaredSize(archive: targets[k].0, maxTotalBytes: maxTotalBytes) }
         }
+        let entriesTotal = sizes.values.reduce(0) { $0 + $1.entries }
+        let bytesTotal = sizes.values.reduce(UInt64(0)) { $0 + $1.bytes }
+        let started = Date()
+        var entriesBefore = 0, bytesBefore: UInt64 = 0, resumedBefore: UInt64 = 0
+        var summaries: [ZipExtractor.Summary] = []
+        for (k, (zip, target)) in targets.enumerated() {
+            var handler: ZipExtractionProgressHandler? = nil
+            if let progress, let position = pending.firstIndex(of: k) {
+                let eb = entriesBefore, bb = bytesBefore, rb = resumedBefore, count = pending.count
+                handler = { p in
+                    progress(ZipExtractionProgress(
+                        archive: p.archive, archiveIndex: position, archiveCount: count,
+                        entriesDone: eb + p.entriesDone, entriesTotal: max(entriesTotal, eb + p.entriesDone),
+                        bytesDone: bb + p.bytesDone, bytesTotal: max(bytesTotal, bb + p.bytesDone), bytesResumed: rb + p.bytesResumed,
+                        elapsed: Date().timeIntervalSince(started), finished: p.finished && position == count - 1))
+                }
+            }
+            let summary = try ZipExtractor.extractOnce(archive: zip, into: target, maxTotalBytes: maxTotalBytes, progress: handler)
+            if pending.contains(k) {
+                entriesBefore += summary.files
+                bytesBefore += summary.bytes
+                resumedBefore += summary.resumedBytes
+            }
+            summaries.append(summary)
+        }
+        return summaries
     }
 
     /// Resolves `./<Category>/<task>/<file>` against each root: `root/<path>`, then `root/<Category>/<path>`

@@ -8,24 +8,27 @@ struct RowAssembler {
     let schema: ParquetSchema
     /// Decoded leaf columns by leaf index (nil for columns not projected).
     let columns: [DecodedLeafColumn?]
+    /// The row's index inside each column's decoded page run.
+    let rows: [Int]
     var slot: [Int]
     var valueIndex: [Int]
 
-    init(schema: ParquetSchema, columns: [DecodedLeafColumn?], row: Int) {
+    init(schema: ParquetSchema, columns: [DecodedLeafColumn?], rows: [Int]) {
         self.schema = schema
         self.columns = columns
-        slot = columns.map { $0.map { Int($0.rowSlotStart[row]) } ?? 0 }
-        valueIndex = columns.map { $0.map { Int($0.rowValueStart[row]) } ?? 0 }
+        self.rows = rows
+        slot = zip(columns, rows).map { c, r in c.map { Int($0.rowSlotStart[r]) } ?? 0 }
+        valueIndex = zip(columns, rows).map { c, r in c.map { Int($0.rowValueStart[r]) } ?? 0 }
     }
 
-    /// Assembles the given top-level fields of the row.
+    /// Assembles the given top-level fields of the row (`row`: its index in the file, for messages).
     mutating func assemble(fields: [Int], row: Int) throws -> RowValue {
         var out: [RowField] = []
         out.reserveCapacity(fields.count)
         for f in fields { out.append(RowField(name: schema.nodes[f].name, value: try readNode(f))) }
         for f in fields {
             for leaf in schema.nodes[f].leafStart..<schema.nodes[f].leafEnd {
-                guard let col = columns[leaf], slot[leaf] != Int(col.rowSlotStart[row + 1]) else { continue }
+                guard let col = columns[leaf], slot[leaf] != Int(col.rowSlotStart[rows[leaf] + 1]) else { continue }
                 throw ParquetDecodeError("levels of column \(schema.nodes[schema.leaves[leaf]].name) do not agree with its siblings in row \(row)")
             }
         }

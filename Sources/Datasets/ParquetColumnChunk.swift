@@ -1,7 +1,8 @@
 import Foundation
 
-/// One leaf column of one row group, fully decoded: levels for every slot, values for defined slots,
-/// and where each row starts in both (so any row of the group is assembled without a scan).
+/// A run of data pages of one leaf column (one row group), decoded: levels for every slot, values for
+/// defined slots, and where each row starts in both (so any row of the run is assembled without a scan).
+/// Local row 0 is the first row that starts in the run's first page.
 /// Writers cap pages at about 20,000 rows; a page header claiming far more is hostile (RLE could
 /// otherwise expand a few bytes into gigabytes of levels).
 let maxValuesPerPage = 1 << 24
@@ -27,123 +28,110 @@ final class DecodedLeafColumn {
     @inline(__always) func def(_ slot: Int) -> Int { maxDef == 0 ? 0 : Int(defLevels[slot]) }
     @inline(__always) func rep(_ slot: Int) -> Int { maxRep == 0 ? 0 : Int(repLevels[slot]) }
 
-    /// Decodes every page of a column chunk held in `chunk` (the bytes from its first page to its end).
-    static func decode(chunk: UnsafeRawBufferPointer, meta: ColumnMetaData, schema: ParquetSchema, leaf: Int,
-                       rowCount: Int) throws -> DecodedLeafColumn {
+    /// A column for the data pages of one chunk, to be filled page by page with `appendDataPage`.
+    static func empty(meta: ColumnMetaData, schema: ParquetSchema, leaf: Int) throws -> DecodedLeafColumn {
         let node = schema.nodes[schema.leaves[leaf]]
-        let col = DecodedLeafColumn(maxDef: node.defLevel, maxRep: node.repLevel, physical: meta.type)
         guard meta.type == node.physicalType else {
             throw ParquetDecodeError("column type \(meta.type) differs from the schema's \(node.physicalType.map { "\($0)" } ?? "group")")
         }
-        let typeLength = Int(node.typeLength ?? 0)
-        if col.values.kind == .binary, (meta.dictionaryPageOffset ?? 0) <= 0 {
-            // One allocation for the whole chunk (bounded: the metadata may lie).
-            col.values.bytes.reserveCapacity(Int(min(max(meta.totalUncompressedSize, 0), Int64(chunk.count) * 8, 1 << 30)))
+        return DecodedLeafColumn(maxDef: node.defLevel, maxRep: node.repLevel, physical: meta.type)
+    }
+
+    /// Decodes a dictionary page (header and its still-compressed body).
+    static func decodeDictionaryPage(header: PageHeader, body: UnsafeRawBufferPointer, meta: ColumnMetaData,
+                                     typeLength: Int) throws -> LeafValueStore {
+        guard let dh = header.dictionaryPage else { throw ParquetDecodeError("dictionary page without its header") }
+        guard dh.encoding == ParquetEncoding.plain.rawValue || dh.encoding == ParquetEncoding.plainDictionary.rawValue else {
+            throw ParquetDecodeError("unsupported dictionary encoding \(encodingName(dh.encoding))")
         }
-        var dictionary: LeafValueStore? = nil
-        var pos = 0
-        var slotsRead = 0
-        let expectedSlots = Int(meta.numValues)
-        guard expectedSlots >= 0, expectedSlots <= Int(Int32.max) else { throw ParquetDecodeError("column claims \(meta.numValues) values") }
-        guard rowCount <= expectedSlots else { throw ParquetDecodeError("column holds \(expectedSlots) values for \(rowCount) rows") }
-        var scratch: [UInt32] = []
-        while slotsRead < expectedSlots {
-            guard pos < chunk.count else {
-                throw ParquetDecodeError("column chunk ends after \(slotsRead) of \(expectedSlots) values")
-            }
-            var reader = ThriftCompactReader(chunk, position: pos)
-            let header: PageHeader
-            do { header = try PageHeader(thrift: try reader.readStruct()) } catch {
-                throw ParquetDecodeError("bad page header at chunk byte \(pos): \(error)")
-            }
-            let bodyStart = reader.position
-            let compressed = Int(header.compressedSize)
-            guard compressed >= 0, compressed <= chunk.count - bodyStart else {
-                throw ParquetDecodeError("page of \(header.compressedSize) bytes runs past the column chunk")
-            }
-            let body = UnsafeRawBufferPointer(rebasing: chunk[bodyStart..<(bodyStart + compressed)])
-            pos = bodyStart + compressed
-            let uncompressed = Int(header.uncompressedSize)
-            if meta.totalUncompressedSize > 0, uncompressed > meta.totalUncompressedSize {
-                throw ParquetDecodeError("page claims \(uncompressed) bytes, more than its whole column (\(meta.totalUncompressedSize))")
-            }
-            switch PageType(rawValue: header.type) {
-            case .dictionaryPage:
-                guard let dh = header.dictionaryPage else { throw ParquetDecodeError("dictionary page without its header") }
-                guard dh.encoding == ParquetEncoding.plain.rawValue || dh.encoding == ParquetEncoding.plainDictionary.rawValue else {
-                    throw ParquetDecodeError("unsupported dictionary encoding \(encodingName(dh.encoding))")
-                }
-                let data = try decompress(body, codec: meta.codec, uncompressedSize: uncompressed)
-                guard dh.numValues >= 0 else { throw ParquetDecodeError("negative dictionary size") }
-                dictionary = try LeafValueStore.dictionary(fromPlain: data, count: Int(dh.numValues), physical: meta.type, typeLength: typeLength)
-            case .dataPage:
-                guard let dh = header.dataPage else { throw ParquetDecodeError("data page without its header") }
-                let data = try decompress(body, codec: meta.codec, uncompressedSize: uncompressed)
-                let n = Int(dh.numValues)
-                guard n >= 0, n <= expectedSlots - slotsRead else { throw ParquetDecodeError("data page holds more values than its column") }
-                guard n <= maxValuesPerPage else { throw ParquetDecodeError("data page claims \(n) values (limit \(maxValuesPerPage))") }
-                try data.withUnsafeBytes { buf in
-                    var p = 0
-                    // v1: each level stream is RLE with a 4-byte length prefix.
-                    func levels(_ maxLevel: Int, _ encoding: Int32, into arr: inout [UInt8]) throws {
-                        guard maxLevel > 0 else { return }
-                        guard encoding == ParquetEncoding.rle.rawValue else {
-                            throw ParquetDecodeError("unsupported level encoding \(encodingName(encoding))")
-                        }
-                        guard p + 4 <= buf.count else { throw ParquetDecodeError("level data past the end of the page") }
-                        let len = Int(UInt32(littleEndian: buf.loadUnaligned(fromByteOffset: p, as: UInt32.self)))
-                        p += 4
-                        guard len <= buf.count - p else { throw ParquetDecodeError("level data of \(len) bytes past the end of the page") }
-                        scratch.removeAll(keepingCapacity: true)
-                        try decodeHybrid(UnsafeRawBufferPointer(rebasing: buf[p..<(p + len)]), bitWidth: bitWidth(maxLevel), count: n, into: &scratch)
-                        try appendLevels(scratch, maxLevel, &arr)
-                        p += len
-                    }
-                    try levels(col.maxRep, dh.repEncoding, into: &col.repLevels)
-                    try levels(col.maxDef, dh.defEncoding, into: &col.defLevels)
-                    let defined = col.countDefined(from: slotsRead, count: n)
-                    try col.decodeValues(UnsafeRawBufferPointer(rebasing: buf[p...]), encoding: dh.encoding, count: defined,
-                                         dictionary: dictionary, typeLength: typeLength, scratch: &scratch)
-                }
-                slotsRead += n
-            case .dataPageV2:
-                guard let dh = header.dataPageV2 else { throw ParquetDecodeError("data page v2 without its header") }
-                let n = Int(dh.numValues)
-                guard n >= 0, n <= expectedSlots - slotsRead else { throw ParquetDecodeError("data page holds more values than its column") }
-                guard n <= maxValuesPerPage else { throw ParquetDecodeError("data page claims \(n) values (limit \(maxValuesPerPage))") }
-                let repLen = Int(dh.repLength), defLen = Int(dh.defLength)
-                guard repLen >= 0, defLen >= 0, repLen + defLen <= body.count else {
-                    throw ParquetDecodeError("data page v2 level lengths pass the page")
-                }
-                // v2: levels are stored uncompressed, without length prefixes, before the (maybe compressed) values.
-                if col.maxRep > 0 {
-                    scratch.removeAll(keepingCapacity: true)
-                    try decodeHybrid(UnsafeRawBufferPointer(rebasing: body[0..<repLen]), bitWidth: bitWidth(col.maxRep), count: n, into: &scratch)
-                    try appendLevels(scratch, col.maxRep, &col.repLevels)
-                }
-                if col.maxDef > 0 {
-                    scratch.removeAll(keepingCapacity: true)
-                    try decodeHybrid(UnsafeRawBufferPointer(rebasing: body[repLen..<(repLen + defLen)]), bitWidth: bitWidth(col.maxDef), count: n, into: &scratch)
-                    try appendLevels(scratch, col.maxDef, &col.defLevels)
-                }
-                let valuesBody = UnsafeRawBufferPointer(rebasing: body[(repLen + defLen)...])
-                let valuesSize = uncompressed - repLen - defLen
-                guard valuesSize >= 0 else { throw ParquetDecodeError("data page v2 sizes are inconsistent") }
-                let data = dh.isCompressed ? try decompress(valuesBody, codec: meta.codec, uncompressedSize: valuesSize)
-                                           : try decompress(valuesBody, codec: 0, uncompressedSize: valuesSize)
-                let defined = col.countDefined(from: slotsRead, count: n)
-                try data.withUnsafeBytes {
-                    try col.decodeValues($0, encoding: dh.encoding, count: defined, dictionary: dictionary,
-                                         typeLength: typeLength, scratch: &scratch)
-                }
-                slotsRead += n
-            case .indexPage, .none:
-                continue   // index pages (and unknown page kinds) carry no values
-            }
+        let uncompressed = Int(header.uncompressedSize)
+        if meta.totalUncompressedSize > 0, uncompressed > meta.totalUncompressedSize {
+            throw ParquetDecodeError("page claims \(uncompressed) bytes, more than its whole column (\(meta.totalUncompressedSize))")
         }
-        col.slotCount = slotsRead
-        try col.indexRows(expected: rowCount)
-        return col
+        let data = try decompress(body, codec: meta.codec, uncompressedSize: uncompressed)
+        guard dh.numValues >= 0 else { throw ParquetDecodeError("negative dictionary size") }
+        return try LeafValueStore.dictionary(fromPlain: data, count: Int(dh.numValues), physical: meta.type, typeLength: typeLength)
+    }
+
+    /// Appends the levels and values of one data page (v1 or v2; `body` still compressed). Returns false
+    /// for pages that hold no values (index pages, unknown kinds), which are skipped.
+    @discardableResult
+    func appendDataPage(header: PageHeader, body: UnsafeRawBufferPointer, meta: ColumnMetaData, dictionary: LeafValueStore?,
+                        typeLength: Int, scratch: inout [UInt32]) throws -> Bool {
+        let uncompressed = Int(header.uncompressedSize)
+        if meta.totalUncompressedSize > 0, uncompressed > meta.totalUncompressedSize {
+            throw ParquetDecodeError("page claims \(uncompressed) bytes, more than its whole column (\(meta.totalUncompressedSize))")
+        }
+        let slotsRead = slotCount
+        let slotsLeft = Int(meta.numValues) - slotsRead
+        switch PageType(rawValue: header.type) {
+        case .dictionaryPage:
+            throw ParquetDecodeError("a second dictionary page inside the column chunk")
+        case .dataPage:
+            guard let dh = header.dataPage else { throw ParquetDecodeError("data page without its header") }
+            let data = try decompress(body, codec: meta.codec, uncompressedSize: uncompressed)
+            let n = Int(dh.numValues)
+            guard n >= 0, n <= slotsLeft else { throw ParquetDecodeError("data page holds more values than its column") }
+            guard n <= maxValuesPerPage else { throw ParquetDecodeError("data page claims \(n) values (limit \(maxValuesPerPage))") }
+            try data.withUnsafeBytes { buf in
+                var p = 0
+                // v1: each level stream is RLE with a 4-byte length prefix.
+                func levels(_ maxLevel: Int, _ encoding: Int32, into arr: inout [UInt8]) throws {
+                    guard maxLevel > 0 else { return }
+                    let len = try v1LevelStreamLength(buf, at: p, encoding: encoding)
+                    p += 4
+                    scratch.removeAll(keepingCapacity: true)
+                    try decodeHybrid(UnsafeRawBufferPointer(rebasing: buf[p..<(p + len)]), bitWidth: bitWidth(maxLevel), count: n, into: &scratch)
+                    try Self.appendLevels(scratch, maxLevel, &arr)
+                    p += len
+                }
+                try levels(maxRep, dh.repEncoding, into: &repLevels)
+                try levels(maxDef, dh.defEncoding, into: &defLevels)
+                let defined = countDefined(from: slotsRead, count: n)
+                try decodeValues(UnsafeRawBufferPointer(rebasing: buf[p...]), encoding: dh.encoding, count: defined,
+                                 dictionary: dictionary, typeLength: typeLength, scratch: &scratch)
+            }
+            slotCount += n
+        case .dataPageV2:
+            guard let dh = header.dataPageV2 else { throw ParquetDecodeError("data page v2 without its header") }
+            let n = Int(dh.numValues)
+            guard n >= 0, n <= slotsLeft else { throw ParquetDecodeError("data page holds more values than its column") }
+            guard n <= maxValuesPerPage else { throw ParquetDecodeError("data page claims \(n) values (limit \(maxValuesPerPage))") }
+            let repLen = Int(dh.repLength), defLen = Int(dh.defLength)
+            guard repLen >= 0, defLen >= 0, repLen + defLen <= body.count else {
+                throw ParquetDecodeError("data page v2 level lengths pass the page")
+            }
+            // v2: levels are stored uncompressed, without length prefixes, before the (maybe compressed) values.
+            if maxRep > 0 {
+                scratch.removeAll(keepingCapacity: true)
+                try decodeHybrid(UnsafeRawBufferPointer(rebasing: body[0..<repLen]), bitWidth: bitWidth(maxRep), count: n, into: &scratch)
+                try Self.appendLevels(scratch, maxRep, &repLevels)
+            }
+            if maxDef > 0 {
+                scratch.removeAll(keepingCapacity: true)
+                try decodeHybrid(UnsafeRawBufferPointer(rebasing: body[repLen..<(repLen + defLen)]), bitWidth: bitWidth(maxDef), count: n, into: &scratch)
+                try Self.appendLevels(scratch, maxDef, &defLevels)
+            }
+            let valuesBody = UnsafeRawBufferPointer(rebasing: body[(repLen + defLen)...])
+            let valuesSize = uncompressed - repLen - defLen
+            guard valuesSize >= 0 else { throw ParquetDecodeError("data page v2 sizes are inconsistent") }
+            let data = dh.isCompressed ? try decompress(valuesBody, codec: meta.codec, uncompressedSize: valuesSize)
+                                       : try decompress(valuesBody, codec: 0, uncompressedSize: valuesSize)
+            let defined = countDefined(from: slotsRead, count: n)
+            try data.withUnsafeBytes {
+                try decodeValues($0, encoding: dh.encoding, count: defined, dictionary: dictionary,
+                                 typeLength: typeLength, scratch: &scratch)
+            }
+            slotCount += n
+        case .indexPage, .none:
+            return false   // index pages (and unknown page kinds) carry no values
+        }
+        return true
+    }
+
+    /// Bytes held (for the reader's page cache budget).
+    var approximateBytes: Int {
+        repLevels.count + defLevels.count + (rowSlotStart.count + rowValueStart.count) * 4 + values.approximateBytes
     }
 
     private static func appendLevels(_ src: [UInt32], _ maxLevel: Int, _ dst: inout [UInt8]) throws {
@@ -190,8 +178,10 @@ final class DecodedLeafColumn {
         }
     }
 
-    /// Finds where each row starts (a slot with repetition level 0 begins a row).
-    private func indexRows(expected: Int) throws {
+    /// Finds where each row starts (a slot with repetition level 0 begins a row); the decoded pages
+    /// must begin at a row boundary and start exactly `expected` rows.
+    func indexRows(expected: Int) throws {
+        guard slotCount == 0 || rep(0) == 0 else { throw ParquetDecodeError("the pages read do not begin at a row boundary") }
         rowSlotStart.reserveCapacity(min(expected, slotCount) + 1)
         rowValueStart.reserveCapacity(min(expected, slotCount) + 1)
         var valueIndex: Int32 = 0
@@ -206,7 +196,7 @@ final class DecodedLeafColumn {
         rowSlotStart.append(Int32(slotCount))
         rowValueStart.append(valueIndex)
         guard rowSlotStart.count - 1 == expected else {
-            throw ParquetDecodeError("column holds \(rowSlotStart.count - 1) rows, the row group says \(expected)")
+            throw ParquetDecodeError("pages hold \(rowSlotStart.count - 1) rows where \(expected) were expected")
         }
         guard Int(valueIndex) == values.count else {
             throw ParquetDecodeError("column holds \(values.count) values for \(valueIndex) defined slots")
@@ -215,3 +205,14 @@ final class DecodedLeafColumn {
 }
 
 func encodingName(_ e: Int32) -> String { ParquetEncoding(rawValue: e).map { "\($0)" } ?? "#\(e)" }
+
+/// Length of a v1 page's RLE level stream at `p` (its 4-byte prefix), checked against the page.
+func v1LevelStreamLength(_ buf: UnsafeRawBufferPointer, at p: Int, encoding: Int32) throws -> Int {
+    guard encoding == ParquetEncoding.rle.rawValue else {
+        throw ParquetDecodeError("unsupported level encoding \(encodingName(encoding))")
+    }
+    guard p + 4 <= buf.count else { throw ParquetDecodeError("level data past the end of the page") }
+    let len = Int(UInt32(littleEndian: buf.loadUnaligned(fromByteOffset: p, as: UInt32.self)))
+    guard len <= buf.count - p - 4 else { throw ParquetDecodeError("level data of \(len) bytes past the end of the page") }
+    return len
+}

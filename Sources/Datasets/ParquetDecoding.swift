@@ -214,6 +214,12 @@ final class LeafValueStore {
         }
     }
 
+    /// Bytes held, roughly (a shared dictionary is not counted: it is cached on its own).
+    var approximateBytes: Int {
+        bools.count + int32s.count * 4 + int64s.count * 8 + floats.count * 4 + doubles.count * 8
+            + bytes.count + offsets.count * 8 + indirectIndices.count * 4
+    }
+
     var count: Int {
         switch kind {
         case .boolean: return bools.count

@@ -1,7 +1,8 @@
 import Foundation
 
-/// A parquet file opened lazily: `init` reads only the footer; `row(_:)` decodes the needed columns of
-/// the row's row group (and keeps the last decoded row group, so neighbouring rows are cheap).
+/// A parquet file opened lazily: `init` reads only the footer; `row(_:)` decodes, for each needed column,
+/// only the data pages that hold the row (ParquetPages.swift), and keeps recently decoded pages in a
+/// small LRU cache, so neighbouring rows are cheap.
 ///
 /// Not thread-safe: one reader per thread (the cache and file handle are shared state).
 public final class ParquetFile {
@@ -15,9 +16,13 @@ public final class ParquetFile {
     let metadata: FileMetaData
     /// First row of each row group, plus the total at the end.
     let rowGroupStarts: [Int]
-    private let handle: FileHandle
-    private var cachedGroup: Int = -1
-    private var cachedColumns: [DecodedLeafColumn?] = []
+    let handle: FileHandle
+    /// Page maps of the column chunks read so far (a few integers per page).
+    var pageMaps: [PageMapKey: ColumnChunkPages] = [:]
+    /// Decoded page runs and dictionaries, least recently used dropped first.
+    let pageCache: ParquetPageCache
+    /// Bytes the page cache may hold (default 128 MiB; one run larger than this is still kept alone).
+    public var pageCacheBytes: Int { pageCache.byteBudget }
 
     public var rowGroupCount: Int { metadata.rowGroups.count }
     public func rowsInGroup(_ g: Int) -> Int { Int(metadata.rowGroups[g].numRows) }
@@ -28,8 +33,9 @@ public final class ParquetFile {
     private var name: String { url.path }
     private func fail(_ problem: String) -> ParquetError { ParquetError(file: url.path, problem) }
 
-    public init(url: URL) throws {
+    public init(url: URL, pageCacheBytes: Int = 128 << 20) throws {
         self.url = url
+        pageCache = ParquetPageCache(byteBudget: pageCacheBytes, maxItems: 512)
         let path = url.path
         guard let h = FileHandle(forReadingAtPath: path) else {
             throw ParquetError(file: path, FileManager.default.fileExists(atPath: path) ? "cannot be opened for reading" : "no such file")
@@ -129,11 +135,14 @@ public final class ParquetFile {
         }
     }
 
-    /// Drops the decoded row group (its memory), e.g. when a reader moves on to another shard.
+    /// Drops the decoded pages (their memory), e.g. when a reader moves on to another shard.
     public func releaseCache() {
-        cachedGroup = -1
-        cachedColumns = []
+        pageCache.removeAll()
+        pageMaps = [:]
     }
+
+    /// Decoded page runs and dictionaries held now, and their bytes (for tests and the inspector).
+    public var pageCacheUsage: (items: Int, bytes: Int) { (pageCache.count, pageCache.bytes) }
 
     /// Row group holding row `i`, and the row's index inside it.
     func locate(_ i: Int) -> (group: Int, row: Int) {
@@ -165,38 +174,19 @@ public final class ParquetFile {
         var leaves: [Int] = []
         for f in fieldNodes { leaves.append(contentsOf: schema.nodes[f].leafStart..<schema.nodes[f].leafEnd) }
         let (group, r) = locate(i)
-        let columns = try decodedColumns(group: group, leaves: leaves)
-        var assembler = RowAssembler(schema: schema, columns: columns, row: r)
-        do { return try assembler.assemble(fields: fieldNodes, row: r) } catch {
-            throw fail("row \(i): \(error)")
-        }
-    }
-
-    /// Decodes (or reuses) the wanted leaf columns of a row group.
-    private func decodedColumns(group: Int, leaves: [Int]) throws -> [DecodedLeafColumn?] {
-        if group != cachedGroup {
-            cachedGroup = group
-            cachedColumns = Array(repeating: nil, count: schema.leaves.count)
-        }
-        let rg = metadata.rowGroups[group]
-        for leaf in leaves where cachedColumns[leaf] == nil {
-            let m = rg.columns[leaf].meta
-            let start = m.dictionaryPageOffset.flatMap { $0 > 0 ? min($0, m.dataPageOffset) : nil } ?? m.dataPageOffset
-            let length = Int(m.totalCompressedSize)
-            let bytes: Data
+        var columns = [DecodedLeafColumn?](repeating: nil, count: schema.leaves.count)
+        var localRows = [Int](repeating: 0, count: schema.leaves.count)
+        for leaf in leaves {
             do {
-                try handle.seek(toOffset: UInt64(start))
-                bytes = try handle.read(upToCount: length) ?? Data()
-            } catch { throw fail("read failed: \(error.localizedDescription)") }
-            guard bytes.count == length else { throw fail("file ends inside column \(m.pathInSchema.joined(separator: "."))") }
-            do {
-                cachedColumns[leaf] = try bytes.withUnsafeBytes { buf in
-                    try DecodedLeafColumn.decode(chunk: buf, meta: m, schema: schema, leaf: leaf, rowCount: Int(rg.numRows))
-                }
+                (columns[leaf], localRows[leaf]) = try decodedRun(group: group, leaf: leaf, row: r)
             } catch {
-                throw fail("row group \(group), column \(m.pathInSchema.joined(separator: ".")): \(error)")
+                let path = metadata.rowGroups[group].columns[leaf].meta.pathInSchema.joined(separator: ".")
+                throw fail("row group \(group), column \(path): \(error)")
             }
         }
-        return cachedColumns
+        var assembler = RowAssembler(schema: schema, columns: columns, rows: localRows)
+        do { return try assembler.assemble(fields: fieldNodes, row: i) } catch {
+            throw fail("row \(i): \(error)")
+        }
     }
 }

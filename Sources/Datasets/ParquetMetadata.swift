@@ -75,6 +75,18 @@ struct ColumnMetaData {
 struct ColumnChunkMeta {
     var filePath: String?
     var meta: ColumnMetaData
+    /// Where the chunk's OffsetIndex (page locations) lies, when the writer wrote a page index
+    /// (pyarrow `write_page_index=True`, SFTDeck's writer always).
+    var offsetIndexOffset: Int64? = nil
+    var offsetIndexLength: Int32? = nil
+}
+
+/// One data page of a column chunk as the OffsetIndex lists it (`PageLocation`): its file offset, its size
+/// with the header, and the row-group row it begins with (such pages begin at row boundaries).
+struct PageLocation: Equatable {
+    var offset: Int64
+    var compressedPageSize: Int32
+    var firstRowIndex: Int64
 }
 
 struct RowGroupMeta {
@@ -154,7 +166,8 @@ extension FileMetaData {
                     totalUncompressedSize: try need(m.int(6), "ColumnMetaData.total_uncompressed_size"),
                     totalCompressedSize: try need(m.int(7), "ColumnMetaData.total_compressed_size"),
                     dataPageOffset: try need(m.int(9), "ColumnMetaData.data_page_offset"),
-                    dictionaryPageOffset: m.int(11)))
+                    dictionaryPageOffset: m.int(11)),
+                    offsetIndexOffset: cc.int(4), offsetIndexLength: cc.int32(5))
             }
             return RowGroupMeta(columns: cols, totalByteSize: rg.int(2) ?? 0,
                                 numRows: try need(rg.int(3), "RowGroup.num_rows"))
@@ -165,6 +178,26 @@ extension FileMetaData {
         }
         createdBy = s.string(6)
     }
+}
+
+/// OffsetIndex: `1: list<PageLocation> page_locations` (field 2, the unencoded byte-array sizes, is skipped).
+func decodeOffsetIndex(thrift s: ThriftStruct) throws -> [PageLocation] {
+    try need(s.list(1), "OffsetIndex.page_locations").map { v in
+        let l = try need(v.structure, "PageLocation")
+        return PageLocation(offset: try need(l.int(1), "PageLocation.offset"),
+                            compressedPageSize: try need(l.int32(2), "PageLocation.compressed_page_size"),
+                            firstRowIndex: try need(l.int(3), "PageLocation.first_row_index"))
+    }
+}
+
+func encodeOffsetIndex(_ pages: [PageLocation]) -> [UInt8] {
+    var w = ThriftCompactWriter()
+    w.nestedStruct { w in
+        w.structList(1, pages) { w, p in
+            w.i64(1, p.offset); w.i32(2, p.compressedPageSize); w.i64(3, p.firstRowIndex)
+        }
+    }
+    return w.bytes
 }
 
 extension PageHeader {
@@ -224,6 +257,7 @@ extension FileMetaData {
                         w.i64(7, m.totalCompressedSize)
                         w.i64(9, m.dataPageOffset)
                     }
+                    if let o = cc.offsetIndexOffset, let l = cc.offsetIndexLength { w.i64(4, o); w.i32(5, l) }
                 }
                 w.i64(2, rg.totalByteSize)
                 w.i64(3, rg.numRows)

@@ -213,16 +213,19 @@ public final class ParquetWriter {
 
     private func flushRowGroup() throws {
         var chunks: [ColumnChunkMeta] = []
+        var pageLocations: [[PageLocation]] = []
         var groupBytes: Int64 = 0
         for (leafIndex, leaf) in pending.enumerated() {
             let node = schema.nodes[schema.leaves[leafIndex]]
             let chunkStart = offset
             var uncompressedTotal = 0
             // Page boundaries at row starts, once the page's values pass `pageValueBytes`.
-            var slot = 0, value = 0
+            var slot = 0, value = 0, rowsBefore = 0
             let slots = leaf.rep.count
+            var locations: [PageLocation] = []
             while slot < slots {
                 let pageSlotStart = slot, pageValueStart = value
+                let pageOffset = offset
                 var bytes = 0
                 repeat {
                     if Int(leaf.def[slot]) == node.defLevel { bytes += leaf.values.plainSize(value); value += 1 }
@@ -241,6 +244,10 @@ public final class ParquetWriter {
                 try write(header)
                 try write(stored)
                 uncompressedTotal += header.count + body.count
+                // The page index: pages begin at row starts, so random reads can go straight to one.
+                locations.append(PageLocation(offset: Int64(pageOffset), compressedPageSize: Int32(offset - pageOffset),
+                                              firstRowIndex: Int64(rowsBefore)))
+                rowsBefore += leaf.rep[pageSlotStart..<slot].reduce(0) { $0 + ($1 == 0 ? 1 : 0) }
             }
             let path = pathInSchema(schema.leaves[leafIndex])
             let compressedTotal = offset - chunkStart
@@ -250,6 +257,14 @@ public final class ParquetWriter {
                 totalUncompressedSize: Int64(uncompressedTotal), totalCompressedSize: Int64(compressedTotal),
                 dataPageOffset: Int64(chunkStart), dictionaryPageOffset: nil)))
             groupBytes += Int64(uncompressedTotal)
+            pageLocations.append(locations)
+        }
+        // Offset indexes after the group's chunks (readers find them through the footer's offsets).
+        for (c, locations) in pageLocations.enumerated() {
+            let index = encodeOffsetIndex(locations)
+            chunks[c].offsetIndexOffset = Int64(offset)
+            chunks[c].offsetIndexLength = Int32(index.count)
+            try write(index)
         }
         rowGroups.append(RowGroupMeta(columns: chunks, totalByteSize: groupBytes, numRows: Int64(pendingRows)))
         let s = schema

@@ -27,10 +27,10 @@ public final class FrozenTensor: @unchecked Sendable {
         case .bf16:
             let s = base + start * 2
             if Int(bitPattern: s) % 2 == 0 { convertBF16ToF32(s.assumingMemoryBound(to: UInt16.self), out, count: n); return }
-            for i in 0..<n { out[i] = bf16ToFloat(s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+            for i in 0..<n { out[i] = float(fromBF16Bits: s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
         case .f16:
             let s = base + start * 2
-            for i in 0..<n { out[i] = f16ToFloat(s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+            for i in 0..<n { out[i] = float(fromF16Bits: s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
         }
     }
     /// Direct fp32 pointer when the storage is aligned fp32 (no copy needed).
@@ -173,23 +173,40 @@ final class Weight {
 /// Frozen bf16/f16 weights are widened in row tiles into a scratch buffer (never whole).
 enum MatrixKernels {
     static let tileRows = 256
-    /// y (T, out) = x (T, in) · Wᵀ (+ beta·y)
-    static func forward(_ y: FPtr, _ x: CFPtr, _ w: Weight, T: Int, inF: Int, outF: Int, scratch: FBuf, beta: Float = 0) {
+    /// y (T, out) = x (T, in) · Wᵀ (+ beta·y). With a bf16 `precision` the product runs in its mode and
+    /// is rounded to bf16 when `roundOutput` (tiles split the output columns, so each is rounded whole).
+    static func forward(_ y: FPtr, _ x: CFPtr, _ w: Weight, T: Int, inF: Int, outF: Int, scratch: FBuf, beta: Float = 0,
+                        precision: MatmulPrecision? = nil, roundOutput: Bool = false) {
         if w.param != nil || w.frozen?.directF32 != nil || w.external?.fp32Rows != nil {
-            sgemmNT(T, outF, inF, x, inF, w.f32, inF, y, outF, beta: beta)
+            if let mp = precision, mp.autocast {
+                mp.nt(T, outF, inF, x, inF, w.f32, inF, y, outF, beta: beta, roundOutput: roundOutput)
+            } else {
+                sgemmNT(T, outF, inF, x, inF, w.f32, inF, y, outF, beta: beta)
+            }
             return
         }
         var r0 = 0
         while r0 < outF {
             let r1 = min(outF, r0 + tileRows)
             let wp = w.rowsF32(r0, r1, cols: inF, scratch: scratch.p)
-            sgemmNT(T, r1 - r0, inF, x, inF, wp, inF, y + r0, outF, beta: beta)
+            if let mp = precision, mp.autocast {
+                mp.nt(T, r1 - r0, inF, x, inF, wp, inF, y + r0, outF, beta: beta, roundOutput: roundOutput)
+            } else {
+                sgemmNT(T, r1 - r0, inF, x, inF, wp, inF, y + r0, outF, beta: beta)
+            }
             r0 = r1
         }
     }
-    /// dx (T, in) += dy (T, out) · W
-    static func backwardInput(_ dx: FPtr, _ dy: CFPtr, _ w: Weight, T: Int, inF: Int, outF: Int, scratch: FBuf) {
-        if w.param != nil || w.frozen?.directF32 != nil || w.external?.fp32Rows != nil {
+    /// dx (T, in) += dy (T, out) · W   (with a bf16 `precision`: dx += bf16(dy·W), autocast's bf16 dX)
+    static func backwardInput(_ dx: FPtr, _ dy: CFPtr, _ w: Weight, T: Int, inF: Int, outF: Int, scratch: FBuf,
+                              precision: MatmulPrecision? = nil) {
+        let direct = w.param != nil || w.frozen?.directF32 != nil || w.external?.fp32Rows != nil
+        if let mp = precision, mp.autocast {
+            if direct { mp.nn(T, inF, outF, dy, outF, w.f32, inF, dx, inF, beta: 1, roundOutput: true) }
+            else { mp.backwardInputTiled(dx, dy, w, T: T, inF: inF, outF: outF, tileRows: tileRows, scratch: scratch) }
+            return
+        }
+        if direct {
             sgemmNN(T, inF, outF, dy, outF, w.f32, inF, dx, inF, beta: 1)
             return
         }
@@ -291,6 +308,8 @@ final class CheckpointTensors {
         }
     }
     var canonicalNames: [String] { Array(where_.keys) }
+    /// The key a canonical tensor has in the checkpoint's files (save_pretrained writes it back under it).
+    func originalName(_ canonical: String) -> String? { original[canonical] }
     func get(_ canonical: String) throws -> FrozenTensor? {
         guard let i = where_[canonical] else { return nil }
         return try files[i].tensor(original[canonical]!)

@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import Training
 
@@ -171,6 +172,11 @@ public final class HeadlessPrinter: EngineObserver, @unchecked Sendable {
 /// "stop after saving a checkpoint" (a second one quits at once), and returns the exit status.
 public enum HeadlessRunner {
     public static func run(_ engine: EngineControl, printer: HeadlessPrinter, start: (() throws -> Void)? = nil) throws -> Int32 {
+        // Image archives unpacked while the run loads its data (MMIU, first open only): a progress line
+        // with an ETA on standard error about once a second (standard output stays the event stream).
+        DatasetOpenOptions.defaultExtractionProgress = ZipExtractionProgress.lineWriter { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
         let done = DispatchSemaphore(value: 0)
         printer.onEnd { _ in done.signal() }
         engine.addObserver(printer)

@@ -265,10 +265,13 @@ indirect enum Node {
     case text(String)
     case output(Expr, Pos)
     case ifs([(Expr, [Node])], [Node]?)
-    case forLoop(targets: [String], iter: Expr, filter: Expr?, body: [Node], elseBody: [Node]?, Pos)
+    case forLoop(targets: [String], iter: Expr, filter: Expr?, body: [Node], elseBody: [Node]?, recursive: Bool, Pos)
     case set(targets: [String], attr: String?, Expr, Pos)
     case setBlock(String, [Node])
-    case macro(String, [(String, Expr?)], [Node])
+    /// `usesCaller`: the body mentions `caller` (jinja2 then accepts the `caller` of a call block).
+    case macro(String, [(String, Expr?)], [Node], usesCaller: Bool)
+    /// `{% call(params) macro(args) %}body{% endcall %}`: the call, with `caller` = the body as a macro.
+    case callBlock(Expr, [(String, Expr?)], [Node], Pos)
     case generation([Node], Pos)
     case breakLoop, continueLoop
     case filterBlock(String, [Expr], [Node], Pos)
@@ -378,7 +381,8 @@ struct JinjaParser {
             let iter = try parseExpr(noCondExpr: true)
             var filter: Expr? = nil
             if isName("if") { _ = next(); filter = try parseExpr() }
-            if isName("recursive") { throw err("recursive loops are not supported", cur.pos) }
+            let recursive = isName("recursive")
+            if recursive { _ = next() }
             try expectEnd()
             let (body, endTag) = try parseBody(until: ["else", "endfor"], opener: ("for", p))
             var elseBody: [Node]? = nil
@@ -387,7 +391,7 @@ struct JinjaParser {
                 (elseBody, _) = try parseBody(until: ["endfor"], opener: ("for", p))
             }
             try expectEnd()
-            return .forLoop(targets: targets, iter: iter, filter: filter, body: body, elseBody: elseBody, p)
+            return .forLoop(targets: targets, iter: iter, filter: filter, body: body, elseBody: elseBody, recursive: recursive, p)
         case "set":
             var targets = [try expectName()]
             var attr: String? = nil
@@ -411,19 +415,21 @@ struct JinjaParser {
         case "macro":
             let name = try expectName()
             try expectOp("(")
-            var params: [(String, Expr?)] = []
-            while !isOp(")") {
-                let n = try expectName()
-                var d: Expr? = nil
-                if isOp("=") { _ = next(); d = try parseExpr() }
-                params.append((n, d))
-                if isOp(",") { _ = next() } else { break }
-            }
-            try expectOp(")")
+            let params = try parseParams()
             try expectEnd()
+            let bodyStart = ci
             let (body, _) = try parseBody(until: ["endmacro"], opener: ("macro", p))
             if !isOp("") { _ = try? expectName() }
-            return .macro(name, params, body)
+            return .macro(name, params, body, usesCaller: mentionsName("caller", chunks[bodyStart..<ci]))
+        case "call":
+            var params: [(String, Expr?)] = []
+            if isOp("(") { _ = next(); params = try parseParams() }
+            let call = try parseExpr()
+            guard case .call = call else { throw err("expected call", p) }
+            try expectEnd()
+            let (body, _) = try parseBody(until: ["endcall"], opener: ("call", p))
+            try expectEnd()
+            return .callBlock(call, params, body, p)
         case "generation":
             try expectEnd()
             let (body, _) = try parseBody(until: ["endgeneration"], opener: ("generation", p))
@@ -440,10 +446,34 @@ struct JinjaParser {
             let (body, _) = try parseBody(until: ["endfilter"], opener: ("filter", p))
             try expectEnd()
             return .filterBlock(name, args, body, p)
-        case "elif", "else", "endif", "endfor", "endmacro", "endset", "endgeneration", "endfilter":
+        case "elif", "else", "endif", "endfor", "endmacro", "endset", "endgeneration", "endfilter", "endcall":
             throw err("unexpected '\(kw)'", p)
         default:
             throw err("unknown tag '\(kw)'", p)
+        }
+    }
+
+    /// Macro / caller parameters after the `(`: `name` or `name=default`, comma-separated, through `)`.
+    mutating func parseParams() throws -> [(String, Expr?)] {
+        var params: [(String, Expr?)] = []
+        while !isOp(")") {
+            let n = try expectName()
+            var d: Expr? = nil
+            if isOp("=") { _ = next(); d = try parseExpr() }
+            params.append((n, d))
+            if isOp(",") { _ = next() } else { break }
+        }
+        try expectOp(")")
+        return params
+    }
+
+    /// Whether any expression or tag in `chunks` names `name` (how jinja2 decides a macro takes `caller`).
+    func mentionsName(_ name: String, _ chunks: ArraySlice<Chunk>) -> Bool {
+        chunks.contains { c in
+            switch c {
+            case .text: return false
+            case .output(let t, _), .tag(let t, _): return t.contains { $0.tok == .name(name) }
+            }
         }
     }
 

@@ -109,12 +109,14 @@ final class JinjaRenderer {
     func fail(_ m: String, _ p: Pos) -> JinjaError { JinjaError(kind: .runtime, message: m, line: p.line, column: p.col) }
 
     /// Renders nodes into a separate buffer (set blocks, macros, filter blocks).
-    func capture(_ nodes: [Node]) throws -> String {
+    func capture(_ nodes: [Node]) throws -> String { try captureOutput { try run(nodes) } }
+
+    func captureOutput(_ body: () throws -> Void) throws -> String {
         let saved = out
         out = ""
         captureDepth += 1
         defer { captureDepth -= 1 }
-        do { try run(nodes) } catch { out = saved; throw error }
+        do { try body() } catch { out = saved; throw error }
         let r = out
         out = saved
         return r
@@ -134,46 +136,10 @@ final class JinjaRenderer {
         case .ifs(let branches, let elseBody):
             for (c, body) in branches where try eval(c).truthy { try run(body); return }
             if let elseBody { try run(elseBody) }
-        case .forLoop(let targets, let iterE, let filter, let body, let elseBody, let p):
-            let iterV = try eval(iterE).norm
-            var items: [JinjaValue]
-            switch iterV {
-            case .array(let a): items = a
-            case .dict(let d): items = d.keys.map { .string($0) }
-            case .string(let s): items = s.map { .string(String($0)) }
-            case .undefined(let name): throw fail("'\(name)' is undefined", p)
-            case .none: throw fail("'NoneType' object is not iterable", p)
-            default: throw fail("'\(iterV.typeName)' object is not iterable", p)
-            }
-            if let filter {
-                var kept: [JinjaValue] = []
-                for it in items {
-                    scopes.append([:]); bind(targets, it, p)
-                    let ok = try eval(filter).truthy
-                    scopes.removeLast()
-                    if ok { kept.append(it) }
-                }
-                items = kept
-            }
-            if items.isEmpty { if let elseBody { try run(elseBody) }; return }
-            let count = items.count
-            for (idx, it) in items.enumerated() {
-                scopes.append([:])
-                defer { scopes.removeLast() }
-                var loop = JinjaDict()
-                loop["index"] = .int(idx + 1); loop["index0"] = .int(idx)
-                loop["revindex"] = .int(count - idx); loop["revindex0"] = .int(count - idx - 1)
-                loop["first"] = .bool(idx == 0); loop["last"] = .bool(idx == count - 1)
-                loop["length"] = .int(count); loop["depth"] = .int(1); loop["depth0"] = .int(0)
-                loop["previtem"] = idx > 0 ? items[idx - 1] : .undefined("previtem")
-                loop["nextitem"] = idx + 1 < count ? items[idx + 1] : .undefined("nextitem")
-                loop["cycle"] = .function(JinjaFunction("cycle") { a, _ in a.isEmpty ? .none : a[idx % a.count] })
-                assign("loop", .dict(loop))
-                bind(targets, it, p)
-                do { try run(body) }
-                catch LoopSignal.continueLoop { continue }
-                catch LoopSignal.breakLoop { break }
-            }
+        case .forLoop(let targets, let iterE, let filter, let body, let elseBody, let recursive, let p):
+            let loop = ForLoop(targets: targets, filter: filter, body: body, elseBody: elseBody, recursive: recursive,
+                               p: p, definitionScopes: scopes)
+            try runLoop(loop, over: try eval(iterE), depth0: 0)
         case .set(let targets, let attr, let e, let p):
             let v = try eval(e)
             if let attr {
@@ -182,22 +148,40 @@ final class JinjaRenderer {
                 ns.values[attr] = v
             } else { bind(targets, v, p) }
         case .setBlock(let name, let body): assign(name, .string(try capture(body)))
-        case .macro(let name, let params, let body):
-            let fn = JinjaFunction(name) { [unowned self] args, kwargs in
-                var scope: [String: JinjaValue] = [:]
-                for (k, (pn, def)) in params.enumerated() {
-                    if k < args.count { scope[pn] = args[k] }
-                    else if let kv = kwargs.first(where: { $0.0 == pn }) { scope[pn] = kv.1 }
-                    else if let def { scope[pn] = try self.eval(def) }
-                    else { scope[pn] = .undefined(pn) }
+        case .macro(let name, let params, let body, let usesCaller):
+            let fn = JinjaFunction(name) { [unowned self] args, kwargs0 in
+                var kwargs = kwargs0
+                // jinja2's Macro: `caller` is its own argument, taken only by macros that mention it.
+                var caller = JinjaValue.undefined(JinjaRenderer.noCaller)
+                if let k = kwargs.firstIndex(where: { $0.0 == "caller" }) {
+                    guard usesCaller else {
+                        throw JinjaError(kind: .runtime, message: "macro '\(name)' was invoked with two values for the special caller argument. This is most likely a bug.", line: 0, column: 0)
+                    }
+                    caller = kwargs.remove(at: k).1
                 }
-                scope["varargs"] = .array(args.count > params.count ? Array(args[params.count...]) : [])
+                var scope = try self.bindParameters(params, args, kwargs)
+                if usesCaller { scope["caller"] = caller }
                 let savedScopes = self.scopes
                 self.scopes = [self.scopes[0], self.scopes[1], scope]
                 defer { self.scopes = savedScopes }
                 return .string(try self.capture(body))
             }
             assign(name, .function(fn))
+        case .callBlock(let callE, let params, let body, let p):
+            guard case .call(let fe, let argsE, let kwE, let cp) = callE else { throw fail("expected call", p) }
+            // The body becomes the macro `caller`, seeing the variables where the call block stands.
+            let enclosing = scopes
+            let caller = JinjaFunction("caller") { [unowned self] args, kwargs in
+                let scope = try self.bindParameters(params, args, kwargs)
+                let saved = self.scopes
+                self.scopes = enclosing + [scope]
+                defer { self.scopes = saved }
+                return .string(try self.capture(body))
+            }
+            let f = try eval(fe)
+            let args = try argsE.map { try eval($0) }
+            let kwargs = try kwE.map { ($0.0, try eval($0.1)) } + [("caller", JinjaValue.function(caller))]
+            emit(try call(f, args, kwargs, cp).str)
         case .generation(let body, _):
             let start = outScalars
             try run(body)
@@ -208,6 +192,115 @@ final class JinjaRenderer {
             let s = try capture(body)
             emit(try applyFilter(name, .string(s), try argsE.map { try eval($0) }, [], p).str)
         }
+    }
+
+    /// A `{% for %}` statement, kept so that a recursive loop can run its body again (`loop(items)`).
+    struct ForLoop {
+        var targets: [String]
+        var filter: Expr?
+        var body: [Node]
+        var elseBody: [Node]?
+        var recursive: Bool
+        var p: Pos
+        /// The scopes where the for statement stands: a recursive call runs in these (as jinja2's loop
+        /// function does), so an iteration's own `set`s do not leak into the levels below it.
+        var definitionScopes: [[String: JinjaValue]]
+    }
+
+    /// Hidden key of a dict that can be called (the `loop` of a for statement).
+    static let callKey = "__call__"
+    /// The undefined `caller` of a macro called without a call block (jinja2's message).
+    static let noCaller = "\u{1}No caller defined"
+
+    /// The items a for statement iterates over.
+    func iterationItems(_ v: JinjaValue, _ p: Pos) throws -> [JinjaValue] {
+        let iterV = v.norm
+        switch iterV {
+        case .array(let a): return a
+        case .dict(let d): return d.keys.map { .string($0) }
+        case .string(let s): return s.map { .string(String($0)) }
+        case .undefined(let name): throw fail("'\(name)' is undefined", p)
+        case .none: throw fail("'NoneType' object is not iterable", p)
+        default: throw fail("'\(iterV.typeName)' object is not iterable", p)
+        }
+    }
+
+    /// Runs a for statement over `iterable` at recursion depth `depth0` (0 for the statement itself).
+    func runLoop(_ f: ForLoop, over iterable: JinjaValue, depth0: Int) throws {
+        var items = try iterationItems(iterable, f.p)
+        if let filter = f.filter {
+            var kept: [JinjaValue] = []
+            for it in items {
+                scopes.append([:]); bind(f.targets, it, f.p)
+                let ok = try eval(filter).truthy
+                scopes.removeLast()
+                if ok { kept.append(it) }
+            }
+            items = kept
+        }
+        if items.isEmpty { if let elseBody = f.elseBody { try run(elseBody) }; return }
+        let count = items.count
+        // loop(...) in a recursive loop renders the same body one level deeper, in the definition's scopes.
+        let recurse = JinjaFunction("loop") { [unowned self] args, _ in
+            guard f.recursive else {
+                throw JinjaError(kind: .runtime, message: "The loop must have the 'recursive' marker to be called recursively.", line: 0, column: 0)
+            }
+            guard args.count == 1 else {
+                throw JinjaError(kind: .runtime, message: "loop() takes exactly one iterable (got \(args.count) arguments)", line: 0, column: 0)
+            }
+            let saved = self.scopes
+            self.scopes = f.definitionScopes
+            defer { self.scopes = saved }
+            return .string(try self.captureOutput { try self.runLoop(f, over: args[0], depth0: depth0 + 1) })
+        }
+        for (idx, it) in items.enumerated() {
+            scopes.append([:])
+            defer { scopes.removeLast() }
+            var loop = JinjaDict()
+            loop["index"] = .int(idx + 1); loop["index0"] = .int(idx)
+            loop["revindex"] = .int(count - idx); loop["revindex0"] = .int(count - idx - 1)
+            loop["first"] = .bool(idx == 0); loop["last"] = .bool(idx == count - 1)
+            loop["length"] = .int(count); loop["depth"] = .int(depth0 + 1); loop["depth0"] = .int(depth0)
+            loop["previtem"] = idx > 0 ? items[idx - 1] : .undefined("previtem")
+            loop["nextitem"] = idx + 1 < count ? items[idx + 1] : .undefined("nextitem")
+            loop["cycle"] = .function(JinjaFunction("cycle") { a, _ in a.isEmpty ? .none : a[idx % a.count] })
+            loop[JinjaRenderer.callKey] = .function(recurse)
+            assign("loop", .dict(loop))
+            bind(f.targets, it, f.p)
+            do { try run(f.body) }
+            catch LoopSignal.continueLoop { continue }
+            catch LoopSignal.breakLoop { break }
+        }
+    }
+
+    /// Binds macro (or caller) parameters: positional, then keyword, then defaults; extra positional
+    /// arguments in `varargs`.
+    func bindParameters(_ params: [(String, Expr?)], _ args: [JinjaValue], _ kwargs: [(String, JinjaValue)]) throws -> [String: JinjaValue] {
+        var scope: [String: JinjaValue] = [:]
+        for (k, (pn, def)) in params.enumerated() {
+            if k < args.count { scope[pn] = args[k] }
+            else if let kv = kwargs.first(where: { $0.0 == pn }) { scope[pn] = kv.1 }
+            else if let def { scope[pn] = try eval(def) }
+            else { scope[pn] = .undefined(pn) }
+        }
+        scope["varargs"] = .array(args.count > params.count ? Array(args[params.count...]) : [])
+        return scope
+    }
+
+    /// Calls a function value (or a callable dict: a loop), giving errors without a position this one.
+    func call(_ f: JinjaValue, _ args: [JinjaValue], _ kwargs: [(String, JinjaValue)], _ p: Pos) throws -> JinjaValue {
+        var fn: JinjaFunction
+        switch f {
+        case .function(let x): fn = x
+        case .dict(let d):
+            guard case .function(let x)? = d[JinjaRenderer.callKey] else { throw fail("'dict' object is not callable", p) }
+            fn = x
+        case .undefined(let n):
+            throw fail(n == JinjaRenderer.noCaller ? "No caller defined" : "'\(n)' is undefined", p)
+        default: throw fail("'\(f.typeName)' object is not callable", p)
+        }
+        do { return try fn.call(args, kwargs) }
+        catch var je as JinjaError where je.line == 0 { je.line = p.line; je.column = p.col; throw je }
     }
 
     func bind(_ targets: [String], _ v: JinjaValue, _ p: Pos) {
@@ -253,12 +346,7 @@ final class JinjaRenderer {
             let f = try eval(fe)
             let args = try argsE.map { try eval($0) }
             let kwargs = try kwE.map { ($0.0, try eval($0.1)) }
-            guard case .function(let fn) = f else {
-                if case .undefined(let n) = f { throw fail("'\(n)' is undefined", p) }
-                throw fail("'\(f.typeName)' object is not callable", p)
-            }
-            do { return try fn.call(args, kwargs) }
-            catch var je as JinjaError where je.line == 0 { je.line = p.line; je.column = p.col; throw je }
+            return try call(f, args, kwargs, p)
         case .filter(let b, let name, let argsE, let kwE, let p):
             let v = try eval(b)
             return try applyFilter(name, v, try argsE.map { try eval($0) }, try kwE.map { ($0.0, try eval($0.1)) }, p)
