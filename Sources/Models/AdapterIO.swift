@@ -69,8 +69,5 @@ func writeSafeTensorsF32(_ tensors: [(name: String, shape: [Int], data: UnsafeBu
     withUnsafeBytes(of: &len) { out.append(contentsOf: $0) }
     out.append(h)
     for t in sorted { out.append(UnsafeBufferPointer(start: UnsafeRawPointer(t.data.baseAddress!).assumingMemoryBound(to: UInt8.self), count: t.data.count * 4)) }
-    let tmp = url.deletingLastPathComponent().appendingPathComponent("." + url.lastPathComponent + ".tmp")
-    try out.write(to: tmp)
-    if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
-    try FileManager.default.moveItem(at: tmp, to: url)
+    try writeAtomically(out, to: url)
 }

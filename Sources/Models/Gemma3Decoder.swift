@@ -2,6 +2,20 @@
 // side: sandwich (1+w) RMSNorms, q/k norms before RoPE, query_pre_attn_scalar, grouped KV heads, sliding
 // and full layers with their own RoPE tables, GELU-tanh gated MLP.
 import Foundation
+import Tensor
+
+/// cos/sin [positions, headDim] from module Tensor's `RotaryEmbedding` (inv_freq with "linear" scaling,
+/// fp32 angles, as transformers computes them); `rows` gives the [L, headDim] views a layer applies.
+struct RopeTable {
+    let cos: Tensor, sin: Tensor
+    var maxPos: Int { cos.shape[0] }
+    init(cos: Tensor, sin: Tensor) { self.cos = cos; self.sin = sin }
+    init(headDim: Int, base: Double, linearFactor: Double?, maxPositions: Int) {
+        let rotary = RotaryEmbedding(headDim: headDim, base: Float(base), linearScalingFactor: Float(linearFactor ?? 1))
+        (cos, sin) = rotary.cosSin(length: maxPositions)
+    }
+    func rows(_ positions: Range<Int>) -> RopeTable { RopeTable(cos: cos.rows(positions), sin: sin.rows(positions)) }
+}
 
 final class Gemma3DecoderLayer {
     let C: Int, I: Int, H: Int, KV: Int, D: Int
@@ -45,83 +59,87 @@ final class Gemma3DecoderLayer {
         }
     }
 
-    /// q, k, v (after q/k norm and RoPE) of input x (T, C) — shared by the training forward and the KV-cache path.
-    func projectQKV(_ c: Cache, _ x: CFPtr, T: Int, positions: [Int], rope: RopeTable, ctx: RunContext, keep: Bool) {
+    /// q, k, v (after q/k norm and RoPE) of input x (B·L, C) — shared by the training forward and the KV-cache
+    /// path; rope: the [L, D] table rows of these L positions (the same for every sequence of the batch).
+    func projectQKV(_ c: Cache, _ x: CFPtr, B: Int, L: Int, rope: RopeTable, ctx: RunContext, keep: Bool) {
+        let T = B * L
         c.xIn.p.update(from: x, count: T * C)
-        rmsnormForward(c.xn1.p, c.rstd1.p, x, inNorm.f32, T, C, eps)
+        rmsNormForward(out: c.xn1.p, rstd: c.rstd1.p, x, weight: inNorm.f32, rows: T, dim: C, eps: eps)
         let sq = q.forward(c.qRaw.p, c.xn1.p, T: T, ctx: ctx, keep: keep)
         let sk = k.forward(c.kRaw.p, c.xn1.p, T: T, ctx: ctx, keep: keep)
         let sv = v.forward(c.v.p, c.xn1.p, T: T, ctx: ctx, keep: keep)
-        rmsnormForward(c.q.p, c.rstdQ.p, c.qRaw.p, qNorm.f32, T * H, D, eps)
-        rmsnormForward(c.k.p, c.rstdK.p, c.kRaw.p, kNorm.f32, T * KV, D, eps)
-        ropeForward(c.q.p, T, H, D, positions, rope.cos.p, rope.sin.p)
-        ropeForward(c.k.p, T, KV, D, positions, rope.cos.p, rope.sin.p)
+        rmsNormForward(out: c.q.p, rstd: c.rstdQ.p, c.qRaw.p, weight: qNorm.f32, rows: T * H, dim: D, eps: eps)
+        rmsNormForward(out: c.k.p, rstd: c.rstdK.p, c.kRaw.p, weight: kNorm.f32, rows: T * KV, dim: D, eps: eps)
+        let q4 = c.q.view([B, L, H, D]), k4 = c.k.view([B, L, KV, D])
+        ropeForward(out: q4, q4, cos: rope.cos, sin: rope.sin)
+        ropeForward(out: k4, k4, cos: rope.cos, sin: rope.sin)
         c.st = [sq, sk, sv]
     }
 
     /// After attention (c.attn filled): o_proj, sandwich norms, MLP; writes the layer output into x.
     func finish(_ c: Cache, _ x: FPtr, T: Int, ctx: RunContext, keep: Bool) {
         let so = o.forward(c.oOut.p, c.attn.p, T: T, ctx: ctx, keep: keep)
-        rmsnormForward(c.h1.p, c.rstd2.p, c.oOut.p, postAttnNorm.f32, T, C, eps)
+        rmsNormForward(out: c.h1.p, rstd: c.rstd2.p, c.oOut.p, weight: postAttnNorm.f32, rows: T, dim: C, eps: eps)
         for i in 0..<(T * C) { c.h1.p[i] += c.xIn.p[i] }
-        rmsnormForward(c.xn3.p, c.rstd3.p, c.h1.p, preFFNorm.f32, T, C, eps)
+        rmsNormForward(out: c.xn3.p, rstd: c.rstd3.p, c.h1.p, weight: preFFNorm.f32, rows: T, dim: C, eps: eps)
         let sg = gate.forward(c.g.p, c.xn3.p, T: T, ctx: ctx, keep: keep)
         let su = up.forward(c.u.p, c.xn3.p, T: T, ctx: ctx, keep: keep)
-        for i in 0..<(T * I) { c.mid.p[i] = geluTanh(c.g.p[i]) * c.u.p[i] }
+        geluTanhGatedForward(out: c.mid.view([T * I]), gate: c.g.view([T * I]), up: c.u.view([T * I]))
         let sd = down.forward(c.dn.p, c.mid.p, T: T, ctx: ctx, keep: keep)
-        rmsnormForward(x, c.rstd4.p, c.dn.p, postFFNorm.f32, T, C, eps)
+        rmsNormForward(out: x, rstd: c.rstd4.p, c.dn.p, weight: postFFNorm.f32, rows: T, dim: C, eps: eps)
         for i in 0..<(T * C) { x[i] += c.h1.p[i] }
         c.st += [so, sg, su, sd]
     }
 
     // x (B·L, C) in place
-    func forward(_ x: FPtr, B: Int, L: Int, positions: [Int], rope: RopeTable, masks: AttentionMasks,
+    func forward(_ x: FPtr, B: Int, L: Int, rope: RopeTable, mask: AttentionMask,
                  ctx: RunContext, keep: Bool) -> Cache? {
         let T = B * L
         let c = Cache(T: T, C: C, I: I, H: H, KV: KV, D: D)
-        projectQKV(c, x, T: T, positions: positions, rope: rope, ctx: ctx, keep: keep)
-        MultiHeadAttention.forward(c.attn.p, q: c.q.p, k: c.k.p, v: c.v.p, B: B, L: L, H: H, KV: KV, D: D,
-                                   scale: scale, masks: masks)
+        projectQKV(c, x, B: B, L: L, rope: rope, ctx: ctx, keep: keep)
+        // probabilities not kept: the backward recomputes them per head instead of holding B·H·L² floats
+        attentionForward(out: c.attn.view([B, L, H, D]), probs: nil, q: c.q.view([B, L, H, D]), k: c.k.view([B, L, KV, D]),
+                         v: c.v.view([B, L, KV, D]), scale: scale, mask: mask)
         finish(c, x, T: T, ctx: ctx, keep: keep)
         return keep ? c : nil
     }
 
     // dx (B·L, C) in place: dOut → dIn
-    func backward(_ dx: FPtr, B: Int, L: Int, positions: [Int], rope: RopeTable, masks: AttentionMasks,
+    func backward(_ dx: FPtr, B: Int, L: Int, rope: RopeTable, mask: AttentionMask,
                   cache c: Cache, ctx: RunContext) {
         let T = B * L
         // post_feedforward_layernorm, down, gated GELU, gate/up, pre_feedforward_layernorm (residual kept in dx)
-        let ddn = FBuf(T * C, zero: false)
-        rmsnormBackward(ddn.p, postFFNorm.grad, dx, c.dn.p, postFFNorm.f32, c.rstd4.p, T, C)
+        let ddn = FBuf(T * C)
+        rmsNormBackward(dx: ddn.p, dweight: postFFNorm.grad, dout: dx, c.dn.p, weight: postFFNorm.f32, rstd: c.rstd4.p, rows: T, dim: C)
         let dmid = FBuf(T * I)
         down.backward(dmid.p, ddn.p, c.mid.p, T: T, state: c.st[6], ctx: ctx)
-        let dg = FBuf(T * I, zero: false), du = FBuf(T * I, zero: false)
-        for i in 0..<(T * I) {
-            let gv = c.g.p[i]
-            du.p[i] = dmid.p[i] * geluTanh(gv)
-            dg.p[i] = dmid.p[i] * c.u.p[i] * geluTanhGrad(gv)
-        }
+        let dg = FBuf(T * I), du = FBuf(T * I)
+        geluTanhGatedBackward(dgate: dg.view([T * I]), dup: du.view([T * I]), dout: dmid.view([T * I]),
+                              gate: c.g.view([T * I]), up: c.u.view([T * I]))
         let dxn3 = FBuf(T * C)
         gate.backward(dxn3.p, dg.p, c.xn3.p, T: T, state: c.st[4], ctx: ctx)
         up.backward(dxn3.p, du.p, c.xn3.p, T: T, state: c.st[5], ctx: ctx)
-        rmsnormBackward(dx, preFFNorm.grad, dxn3.p, c.h1.p, preFFNorm.f32, c.rstd3.p, T, C, accumulate: true)
+        rmsNormBackward(dx: dx, dweight: preFFNorm.grad, dout: dxn3.p, c.h1.p, weight: preFFNorm.f32, rstd: c.rstd3.p, rows: T, dim: C)
         // dx = dh1. post_attention_layernorm, o_proj
-        let doo = FBuf(T * C, zero: false)
-        rmsnormBackward(doo.p, postAttnNorm.grad, dx, c.oOut.p, postAttnNorm.f32, c.rstd2.p, T, C)
+        let doo = FBuf(T * C)
+        rmsNormBackward(dx: doo.p, dweight: postAttnNorm.grad, dout: dx, c.oOut.p, weight: postAttnNorm.f32, rstd: c.rstd2.p, rows: T, dim: C)
         let dattn = FBuf(T * H * D)
         o.backward(dattn.p, doo.p, c.attn.p, T: T, state: c.st[3], ctx: ctx)
-        let dq = FBuf(T * H * D, zero: false), dk = FBuf(T * KV * D, zero: false), dv = FBuf(T * KV * D, zero: false)
-        MultiHeadAttention.backward(dq: dq.p, dk: dk.p, dv: dv.p, dout: dattn.p, q: c.q.p, k: c.k.p, v: c.v.p,
-                                    B: B, L: L, H: H, KV: KV, D: D, scale: scale, masks: masks)
-        ropeBackward(dq.p, T, H, D, positions, rope.cos.p, rope.sin.p)
-        ropeBackward(dk.p, T, KV, D, positions, rope.cos.p, rope.sin.p)
-        let dqr = FBuf(T * H * D, zero: false), dkr = FBuf(T * KV * D, zero: false)
-        rmsnormBackward(dqr.p, qNorm.grad, dq.p, c.qRaw.p, qNorm.f32, c.rstdQ.p, T * H, D)
-        rmsnormBackward(dkr.p, kNorm.grad, dk.p, c.kRaw.p, kNorm.f32, c.rstdK.p, T * KV, D)
+        let dq = FBuf(T * H * D), dk = FBuf(T * KV * D), dv = FBuf(T * KV * D)
+        attentionBackward(dq: dq.view([B, L, H, D]), dk: dk.view([B, L, KV, D]), dv: dv.view([B, L, KV, D]),
+                          dout: dattn.view([B, L, H, D]), probs: nil, q: c.q.view([B, L, H, D]), k: c.k.view([B, L, KV, D]),
+                          v: c.v.view([B, L, KV, D]), scale: scale, mask: mask)
+        // through RoPE to the q/k norm outputs, then the norms to the projections
+        let dqn = FBuf(T * H * D), dkn = FBuf(T * KV * D)
+        ropeBackward(dx: dqn.view([B, L, H, D]), dout: dq.view([B, L, H, D]), cos: rope.cos, sin: rope.sin)
+        ropeBackward(dx: dkn.view([B, L, KV, D]), dout: dk.view([B, L, KV, D]), cos: rope.cos, sin: rope.sin)
+        let dqr = FBuf(T * H * D), dkr = FBuf(T * KV * D)
+        rmsNormBackward(dx: dqr.p, dweight: qNorm.grad, dout: dqn.p, c.qRaw.p, weight: qNorm.f32, rstd: c.rstdQ.p, rows: T * H, dim: D)
+        rmsNormBackward(dx: dkr.p, dweight: kNorm.grad, dout: dkn.p, c.kRaw.p, weight: kNorm.f32, rstd: c.rstdK.p, rows: T * KV, dim: D)
         let dxn1 = FBuf(T * C)
         q.backward(dxn1.p, dqr.p, c.xn1.p, T: T, state: c.st[0], ctx: ctx)
         k.backward(dxn1.p, dkr.p, c.xn1.p, T: T, state: c.st[1], ctx: ctx)
         v.backward(dxn1.p, dv.p, c.xn1.p, T: T, state: c.st[2], ctx: ctx)
-        rmsnormBackward(dx, inNorm.grad, dxn1.p, c.xIn.p, inNorm.f32, c.rstd1.p, T, C, accumulate: true)
+        rmsNormBackward(dx: dx, dweight: inNorm.grad, dout: dxn1.p, c.xIn.p, weight: inNorm.f32, rstd: c.rstd1.p, rows: T, dim: C)
     }
 }

@@ -29,6 +29,8 @@ public struct ForwardResult: Sendable {
     public var lossSum: Double
     public var tokenCount: Int
     public var correctCount: Int
+    /// Σ over the valid targets of the predictive entropy of softmax(logits) (TRL's `entropy` numerator).
+    public var entropySum: Double = 0
     /// (B, L, V) fp32 logits when requested.
     public var logits: [Float]?
     public var meanLoss: Double { lossSum / Double(tokenCount) }
@@ -59,6 +61,9 @@ public final class Gemma3Model: @unchecked Sendable {
     var rng = SeededRNG(seed: 42)
     /// Rows of logits per head+CE chunk (like TRL's chunked_nll) so (T, V) is never whole.
     public var logitsChunkRows = 256
+    /// How the Linear products (and lm_head) of training and eval runs are computed: `.fp32`, or bf16
+    /// autocast-like (`.emulated`, `.sbgemm`); resolved from `bf16` / `bf16_matmul` by module Training.
+    public var bf16Matmul: BF16MatmulMode = .fp32
 
     public static func load(from dir: URL) throws -> Gemma3Model {
         let arch = try ArchitectureRegistry.load(configAt: dir.appendingPathComponent("config.json"))
@@ -158,6 +163,7 @@ public final class Gemma3Model: @unchecked Sendable {
         return v.layers.contains { l in l.linears.contains { $0.lora != nil || $0.weight.trainable } || l.ln1w.trainable }
     }
 
+    /// RoPE tables of both layer types, grown to a power of two ≥ 256 positions and kept.
     func ropeTables(maxPosition: Int) -> (local: RopeTable, global: RopeTable) {
         if let l = ropeLocal, let g = ropeGlobal, l.maxPos >= maxPosition { return (l, g) }
         var n = 256
@@ -206,7 +212,7 @@ public final class Gemma3Model: @unchecked Sendable {
             throw ModelError("batch: token id \(id) is outside the vocabulary (\(V))")
         }
         let maxIn = max(C, text.intermediateSize, text.numAttentionHeads * text.headDim, vision.map { max($0.K, $0.cfg.intermediateSize) } ?? 0)
-        let ctx = RunContext(scratchCount: MatrixKernels.tileRows * maxIn, rng: rng, training: training)
+        let ctx = RunContext(scratchCount: MatrixKernels.tileRows * maxIn, rng: rng, training: training, bf16: bf16Matmul)
         defer { rng = ctx.rng; _ = rng.next() }
 
         // 1. scaled token embeddings
@@ -245,28 +251,29 @@ public final class Gemma3Model: @unchecked Sendable {
 
         // 3. masks and positions (right padding: position ids 0..L−1 for every row)
         let tt = multimodal != nil ? batch.tokenTypeIDs : nil
-        let fullMask = gemma3Masks(B: B, L: L, attentionMask: batch.attentionMask, tokenTypeIDs: tt, window: nil)
-        let slidingMask = gemma3Masks(B: B, L: L, attentionMask: batch.attentionMask, tokenTypeIDs: tt, window: text.slidingWindow)
-        let positions = (0..<T).map { $0 % L }
+        let fullMask = AttentionMask.gemma3(slidingWindow: nil, attentionMask: batch.attentionMask, tokenTypes: tt, batch: B, length: L)
+        let slidingMask = AttentionMask.gemma3(slidingWindow: text.slidingWindow, attentionMask: batch.attentionMask, tokenTypes: tt,
+                                               batch: B, length: L)
         let rope = ropeTables(maxPosition: L)
+        let localRope = rope.local.rows(0..<L), globalRope = rope.global.rows(0..<L)
 
         // 4. decoder layers
         var caches: [Gemma3DecoderLayer.Cache?] = []
         var inputs: [FBuf] = []
         var rngStates: [SeededRNG] = []
         for l in layers {
-            let r = l.sliding ? rope.local : rope.global, m = l.sliding ? slidingMask : fullMask
+            let r = l.sliding ? localRope : globalRope, m = l.sliding ? slidingMask : fullMask
             if backward && checkpoint {
                 inputs.append(FBuf(copying: x.p, count: T * C)); rngStates.append(ctx.rng)
-                _ = l.forward(x.p, B: B, L: L, positions: positions, rope: r, masks: m, ctx: ctx, keep: false)
+                _ = l.forward(x.p, B: B, L: L, rope: r, mask: m, ctx: ctx, keep: false)
             } else {
-                caches.append(l.forward(x.p, B: B, L: L, positions: positions, rope: r, masks: m, ctx: ctx, keep: backward))
+                caches.append(l.forward(x.p, B: B, L: L, rope: r, mask: m, ctx: ctx, keep: backward))
             }
         }
 
         // 5. final norm
         let hN = FBuf(T * C, zero: false), rstdN = FBuf(T)
-        rmsnormForward(hN.p, rstdN.p, x.p, finalNorm.f32, T, C, Float(text.rmsNormEps))
+        rmsNormForward(out: hN.p, rstd: rstdN.p, x.p, weight: finalNorm.f32, rows: T, dim: C, eps: Float(text.rmsNormEps))
 
         // 6. lm_head + shifted CE in row chunks; dlogits go straight back through the head
         var targets = [Int32](repeating: -100, count: T)
@@ -277,7 +284,7 @@ public final class Gemma3Model: @unchecked Sendable {
                 throw ModelError("batch: label \(t) is outside the vocabulary (\(V))")
             }
         }
-        var lossSum = 0.0, count = 0, correct = 0
+        var lossSum = 0.0, count = 0, correct = 0, entropySum = 0.0
         var logitsOut: [Float]? = keepLogits ? [Float](repeating: 0, count: T * V) : nil
         let dhN = backward ? FBuf(T * C) : nil
         let chunk = max(1, logitsChunkRows)
@@ -285,37 +292,44 @@ public final class Gemma3Model: @unchecked Sendable {
         var r0 = 0
         while r0 < T {
             let n = min(chunk, T - r0)
-            MatrixKernels.forward(logits.p, hN.p + r0 * C, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch)
+            MatrixKernels.forward(logits.p, hN.p + r0 * C, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch,
+                                  precision: ctx.matmul, roundOutput: true)
             if keepLogits { logitsOut!.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: r0 * V).update(from: logits.p, count: n * V) } }
             if batch.labels != nil {
+                // Entropy first: the cross-entropy kernel overwrites the logits with their gradient.
+                entropySum += targets.withUnsafeBufferPointer {
+                    tokenEntropySum(logits: logits.p, targets: UnsafeBufferPointer(rebasing: $0[r0..<(r0 + n)]), rows: n, vocab: V).sum
+                }
                 let (s, c, k) = crossEntropyForwardBackward(logits.p, Array(targets[r0..<(r0 + n)]), n, V,
                                                             gradScale: gradScale, computeGrad: backward)
                 lossSum += s; count += c; correct += k
                 if let dh = dhN, c > 0 {
-                    MatrixKernels.backwardInput(dh.p + r0 * C, logits.p, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch)
-                    if let g = headForward.grad { sgemmTN(V, C, n, logits.p, V, hN.p + r0 * C, C, g, C, beta: 1) }
+                    MatrixKernels.backwardInput(dh.p + r0 * C, logits.p, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch,
+                                                precision: ctx.matmul)
+                    if let g = headForward.grad { ctx.matmul.tn(V, C, n, logits.p, V, hN.p + r0 * C, C, g, C, beta: 1, roundOutput: true) }
                 }
             }
             r0 += n
         }
-        let result = ForwardResult(lossSum: lossSum, tokenCount: count, correctCount: correct, logits: logitsOut)
+        var result = ForwardResult(lossSum: lossSum, tokenCount: count, correctCount: correct, logits: logitsOut)
+        result.entropySum = entropySum
         guard backward, let dh = dhN, batch.labels != nil else { return result }
 
         // 7. backward: final norm, layers in reverse, then the embedding and image features
-        let dx = FBuf(T * C, zero: false)
-        rmsnormBackward(dx.p, finalNorm.grad, dh.p, x.p, finalNorm.f32, rstdN.p, T, C)
+        let dx = FBuf(T * C)
+        rmsNormBackward(dx: dx.p, dweight: finalNorm.grad, dout: dh.p, x.p, weight: finalNorm.f32, rstd: rstdN.p, rows: T, dim: C)
         for li in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[li]
-            let r = l.sliding ? rope.local : rope.global, m = l.sliding ? slidingMask : fullMask
+            let r = l.sliding ? localRope : globalRope, m = l.sliding ? slidingMask : fullMask
             if checkpoint {
                 let saved = ctx.rng
                 ctx.rng = rngStates[li]
                 let xin = FBuf(copying: inputs[li].p, count: T * C)
-                let c = l.forward(xin.p, B: B, L: L, positions: positions, rope: r, masks: m, ctx: ctx, keep: true)!
+                let c = l.forward(xin.p, B: B, L: L, rope: r, mask: m, ctx: ctx, keep: true)!
                 ctx.rng = saved
-                l.backward(dx.p, B: B, L: L, positions: positions, rope: r, masks: m, cache: c, ctx: ctx)
+                l.backward(dx.p, B: B, L: L, rope: r, mask: m, cache: c, ctx: ctx)
             } else {
-                l.backward(dx.p, B: B, L: L, positions: positions, rope: r, masks: m, cache: caches[li]!, ctx: ctx)
+                l.backward(dx.p, B: B, L: L, rope: r, mask: m, cache: caches[li]!, ctx: ctx)
             }
         }
         if let g = embedForward.grad {

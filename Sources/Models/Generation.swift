@@ -2,6 +2,7 @@
 // steps (what the next query may still see); full layers keep everything. The prefill sees the prompt's
 // image blocks bidirectionally, as transformers' generate passes token_type_ids on the first step only.
 import Foundation
+import Tensor
 
 public struct SamplingOptions: Sendable {
     /// 0 = greedy.
@@ -15,26 +16,37 @@ public struct SamplingOptions: Sendable {
     }
 }
 
-/// Per-layer keys and values (post-RoPE), rows of KV·D floats, for positions start..<start+count.
+/// Per-layer keys and values (post-RoPE), rows of KV·D floats, for positions start..<start+count, in
+/// buffers that grow by doubling (viewed as [1, count, KV, D] Tensors for the attention kernel).
 final class LayerKVCache {
-    var keys: [Float] = []
-    var values: [Float] = []
+    private(set) var keys = FBuf(0), values = FBuf(0)
     var start = 0
     var count = 0
-    let width: Int
-    init(width: Int) { self.width = width }
+    let kvHeads: Int, headDim: Int
+    var width: Int { kvHeads * headDim }
+    init(kvHeads: Int, headDim: Int) { self.kvHeads = kvHeads; self.headDim = headDim }
     func append(_ k: CFPtr, _ v: CFPtr, rows: Int) {
-        keys.append(contentsOf: UnsafeBufferPointer(start: k, count: rows * width))
-        values.append(contentsOf: UnsafeBufferPointer(start: v, count: rows * width))
+        if (count + rows) * width > keys.count {
+            var capacity = max(keys.count, 64 * width)
+            while capacity < (count + rows) * width { capacity *= 2 }
+            let nk = FBuf(capacity, zero: false), nv = FBuf(capacity, zero: false)
+            nk.p.update(from: keys.p, count: count * width); nv.p.update(from: values.p, count: count * width)
+            keys = nk; values = nv
+        }
+        (keys.p + count * width).update(from: k, count: rows * width)
+        (values.p + count * width).update(from: v, count: rows * width)
         count += rows
     }
     /// Keep only the last `keep` rows.
     func trim(keep: Int) {
         guard count > keep else { return }
         let drop = count - keep
-        keys.removeFirst(drop * width); values.removeFirst(drop * width)
+        memmove(keys.p, keys.p + drop * width, keep * width * 4)        // overlapping: memmove
+        memmove(values.p, values.p + drop * width, keep * width * 4)
         start += drop; count = keep
     }
+    var keyTensor: Tensor { Tensor(storage: keys, offset: 0, shape: [1, count, kvHeads, headDim]) }
+    var valueTensor: Tensor { Tensor(storage: values, offset: 0, shape: [1, count, kvHeads, headDim]) }
 }
 
 public final class GenerationSession {
@@ -45,7 +57,7 @@ public final class GenerationSession {
 
     public init(model: Gemma3Model) {
         self.model = model
-        caches = model.layers.map { LayerKVCache(width: $0.KV * $0.D) }
+        caches = model.layers.map { LayerKVCache(kvHeads: $0.KV, headDim: $0.D) }
         let t = model.text
         let maxIn = max(t.hiddenSize, t.intermediateSize, t.numAttentionHeads * t.headDim,
                         model.vision.map { max($0.K, $0.cfg.intermediateSize) } ?? 0)
@@ -74,52 +86,30 @@ public final class GenerationSession {
             for (k, t) in pos.enumerated() { (x.p + t * C).update(from: feats.p + k * C, count: C) }
         }
         // image groups within this chunk (the prefill); later single tokens are plain causal
-        var group = [Int](repeating: -1, count: n)
-        if model.multimodal != nil, let tt = tokenTypeIDs {
-            var g = -1
-            for l in 0..<n where tt[l] == 1 { if l == 0 || tt[l - 1] != 1 { g += 1 }; group[l] = g }
-        }
-        let positions = (0..<n).map { position + $0 }
+        let chunkGroups: [Int32]? = model.multimodal != nil ? tokenTypeIDs.map {
+            AttentionMask.imageGroupIDs(tokenTypes: $0, batch: 1, length: n)
+        } : nil
         let rope = model.ropeTables(maxPosition: position + n)
         let window = model.text.slidingWindow
         for (li, l) in model.layers.enumerated() {
             let c = Gemma3DecoderLayer.Cache(T: n, C: C, I: l.I, H: l.H, KV: l.KV, D: l.D)
-            let r = l.sliding ? rope.local : rope.global
-            l.projectQKV(c, x.p, T: n, positions: positions, rope: r, ctx: ctx, keep: false)
+            let r = (l.sliding ? rope.local : rope.global).rows(position..<(position + n))
+            l.projectQKV(c, x.p, B: 1, L: n, rope: r, ctx: ctx, keep: false)
             let kv = caches[li]
             kv.append(c.k.p, c.v.p, rows: n)
-            let Lk = kv.count
-            var allowed = [Bool](repeating: false, count: n * Lk)
-            for i in 0..<n {
-                let qp = position + i
-                for j in 0..<Lk {
-                    let kp = kv.start + j
-                    let ki = kp - position   // index inside this chunk, if any
-                    var ok = kp <= qp || (ki >= 0 && ki < n && group[i] >= 0 && group[i] == group[ki])
-                    if l.sliding, let w = window, !(kp > qp - w) { ok = false }
-                    allowed[i * Lk + j] = ok
-                }
-            }
-            let P = FBuf(n * Lk, zero: false)
-            let group_ = l.H / l.KV
-            kv.keys.withUnsafeBufferPointer { kb in
-                kv.values.withUnsafeBufferPointer { vb in
-                    allowed.withUnsafeBufferPointer { ab in
-                        for h in 0..<l.H {
-                            let kvh = h / group_
-                            attentionHeadForward(c.attn.p + h * l.D, l.H * l.D, P.p, c.q.p + h * l.D, l.H * l.D,
-                                                 kb.baseAddress! + kvh * l.D, vb.baseAddress! + kvh * l.D, l.KV * l.D,
-                                                 n, Lk, l.D, l.scale, ab.baseAddress!)
-                        }
-                    }
-                }
-            }
+            // Mask positions are key-column indices: the cache's oldest kept key is column 0, so this chunk's
+            // queries sit at columns count − n ..< count (causality and the window only see differences).
+            let mask = AttentionMask(causal: true, slidingWindow: l.sliding ? window : nil,
+                                     imageGroups: chunkGroups.map { [Int32](repeating: -1, count: kv.count - n) + $0 },
+                                     queryOffset: kv.count - n)
+            attentionForward(out: c.attn.view([1, n, l.H, l.D]), probs: nil, q: c.q.view([1, n, l.H, l.D]),
+                             k: kv.keyTensor, v: kv.valueTensor, scale: l.scale, mask: mask)
             l.finish(c, x.p, T: n, ctx: ctx, keep: false)
             if l.sliding, let w = window { kv.trim(keep: max(w - 1, 0)) }
         }
         position += n
         let h = FBuf(C, zero: false)
-        rmsnormForward(h.p, nil, x.p + (n - 1) * C, model.finalNorm.f32, 1, C, Float(model.text.rmsNormEps))
+        rmsNormForward(out: h.p, rstd: nil, x.p + (n - 1) * C, weight: model.finalNorm.f32, rows: 1, dim: C, eps: Float(model.text.rmsNormEps))
         let logits = FBuf(V, zero: false)
         MatrixKernels.forward(logits.p, h.p, model.headForward, T: 1, inF: C, outF: V, scratch: ctx.scratch)
         return logits.array

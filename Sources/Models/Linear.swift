@@ -1,6 +1,10 @@
 // nn.Linear with an optional PEFT LoRA adapter, forward and backward side by side.
 // y = x·Wᵀ + b + scaling · (dropout(x)·Aᵀ)·Bᵀ     (peft/tuners/lora/layer.py Linear.forward)
+// Every product goes through the run's MatmulPrecision (BF16Linear.swift): plain sgemm in fp32 runs; under
+// bf16 the rounding points of torch.autocast("cpu", bfloat16): bf16(x·Wᵀ + bf16(b)), and with LoRA
+// y = bf16(y + bf16(s · bf16(bf16(xd·Aᵀ)·Bᵀ))); backward dX, dW, dA, dB each a bf16 result.
 import Foundation
+import Tensor
 
 /// Seeded generator for LoRA init and dropout masks (xoshiro256**; not torch's stream).
 public struct SeededRNG: RandomNumberGenerator, Sendable {
@@ -34,8 +38,11 @@ final class RunContext {
     var rng: SeededRNG
     /// Train mode: LoRA dropout active.
     let training: Bool
-    init(scratchCount: Int, rng: SeededRNG, training: Bool) {
+    /// How the Linear products run (fp32, or bf16 emulated / native sbgemm), from the training config.
+    let matmul: MatmulPrecision
+    init(scratchCount: Int, rng: SeededRNG, training: Bool, bf16: BF16MatmulMode = .fp32) {
         scratch = FBuf(scratchCount, zero: false); self.rng = rng; self.training = training
+        matmul = MatmulPrecision(bf16)
     }
 }
 
@@ -72,10 +79,16 @@ final class Linear {
 
     // x (T, in) → y (T, out)
     func forward(_ y: FPtr, _ x: CFPtr, T: Int, ctx: RunContext, keep: Bool) -> LinearState? {
-        MatrixKernels.forward(y, x, weight, T: T, inF: inF, outF: outF, scratch: ctx.scratch)
+        let mp = ctx.matmul
+        MatrixKernels.forward(y, x, weight, T: T, inF: inF, outF: outF, scratch: ctx.scratch, precision: mp,
+                              roundOutput: bias == nil)
         if let b = bias {
             let bp = b.f32
-            for t in 0..<T { addInPlace(y + t * outF, bp, outF) }
+            if mp.autocast {   // addmm in bf16: the bias is a bf16 operand, the sum rounded once
+                for t in 0..<T { let row = y + t * outF; for j in 0..<outF { row[j] = roundedToBF16(row[j] + roundedToBF16(bp[j])) } }
+            } else {
+                for t in 0..<T { addInPlace(y + t * outF, bp, outF) }
+            }
         }
         guard let a = lora else { return nil }
         let st = LinearState()
@@ -87,34 +100,50 @@ final class Linear {
             xin = CFPtr(xd.p); st.xd = xd; st.mask = m
         }
         let xa = FBuf(T * a.rank, zero: false)
-        sgemmNT(T, a.rank, inF, xin, inF, a.A.valueBuf.p, inF, xa.p, a.rank)
-        sgemmNT(T, outF, a.rank, xa.p, a.rank, a.B.valueBuf.p, a.rank, y, outF, alpha: a.scaling, beta: 1)
+        mp.nt(T, a.rank, inF, xin, inF, a.A.valueBuf.p, inF, xa.p, a.rank, roundOutput: true)
+        if mp.autocast {   // lora_B output (bf16) · scaling (bf16), added to the bf16 base output
+            let lb = mp.workspace.floats(4, T * outF)
+            mp.nt(T, outF, a.rank, xa.p, a.rank, a.B.valueBuf.p, a.rank, lb, outF, roundOutput: true)
+            let s = a.scaling
+            for i in 0..<(T * outF) { y[i] = roundedToBF16(y[i] + roundedToBF16(s * lb[i])) }
+        } else {
+            mp.nt(T, outF, a.rank, xa.p, a.rank, a.B.valueBuf.p, a.rank, y, outF, alpha: a.scaling, beta: 1, roundOutput: false)
+        }
         if keep { st.xa = xa; return st }
         return nil
     }
 
     // dy (T, out), x (T, in) → dx (T, in) +=, parameter grads +=
     func backward(_ dx: FPtr?, _ dy: CFPtr, _ x: CFPtr, T: Int, state: LinearState?, ctx: RunContext) {
-        if let g = weight.grad { sgemmTN(outF, inF, T, dy, outF, x, inF, g, inF, beta: 1) }
+        let mp = ctx.matmul
+        if let g = weight.grad { mp.tn(outF, inF, T, dy, outF, x, inF, g, inF, beta: 1, roundOutput: true) }
         if let b = bias, let g = b.grad {
-            for t in 0..<T { addInPlace(g, dy + t * outF, outF) }
+            if mp.autocast {   // bf16 bias grad: the sum of the bf16 dy (fp32 accumulation), rounded
+                let s = mp.workspace.floats(4, outF)
+                s.update(repeating: 0, count: outF)
+                for t in 0..<T { let row = dy + t * outF; for j in 0..<outF { s[j] += roundedToBF16(row[j]) } }
+                for j in 0..<outF { g[j] += roundedToBF16(s[j]) }
+            } else {
+                for t in 0..<T { addInPlace(g, dy + t * outF, outF) }
+            }
         }
-        if let dx { MatrixKernels.backwardInput(dx, dy, weight, T: T, inF: inF, outF: outF, scratch: ctx.scratch) }
+        if let dx { MatrixKernels.backwardInput(dx, dy, weight, T: T, inF: inF, outF: outF, scratch: ctx.scratch, precision: mp) }
         guard let a = lora, let st = state, let xa = st.xa else { return }
         let r = a.rank
         // dB += s·dyᵀ·xa ; dxa = s·dy·B ; dA += dxaᵀ·xd ; dxd = dxa·A
-        sgemmTN(outF, r, T, dy, outF, xa.p, r, a.B.gradBuf.p, r, alpha: a.scaling, beta: 1)
+        // (bf16: with a power-of-two scaling, bf16(s·dy) = s·bf16(dy), so these equal torch's order exactly)
+        mp.tn(outF, r, T, dy, outF, xa.p, r, a.B.gradBuf.p, r, alpha: a.scaling, beta: 1, roundOutput: true)
         let dxa = FBuf(T * r, zero: false)
-        sgemmNN(T, r, outF, dy, outF, a.B.valueBuf.p, r, dxa.p, r, alpha: a.scaling)
+        mp.nn(T, r, outF, dy, outF, a.B.valueBuf.p, r, dxa.p, r, alpha: a.scaling, roundOutput: true)
         let xin = st.xd.map { CFPtr($0.p) } ?? x
-        sgemmTN(r, inF, T, dxa.p, r, xin, inF, a.A.gradBuf.p, inF, beta: 1)
+        mp.tn(r, inF, T, dxa.p, r, xin, inF, a.A.gradBuf.p, inF, beta: 1, roundOutput: true)
         guard let dx else { return }
         if let m = st.mask {
             let dxd = FBuf(T * inF, zero: false)
-            sgemmNN(T, inF, r, dxa.p, r, a.A.valueBuf.p, inF, dxd.p, inF)
+            mp.nn(T, inF, r, dxa.p, r, a.A.valueBuf.p, inF, dxd.p, inF, roundOutput: true)
             for i in 0..<(T * inF) { dx[i] += dxd.p[i] * m.p[i] }
         } else {
-            sgemmNN(T, inF, r, dxa.p, r, a.A.valueBuf.p, inF, dx, inF, beta: 1)
+            mp.nn(T, inF, r, dxa.p, r, a.A.valueBuf.p, inF, dx, inF, beta: 1, roundOutput: true)
         }
     }
 }

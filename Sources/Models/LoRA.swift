@@ -50,7 +50,10 @@ extension Gemma3Model {
     /// copies. A is Kaiming-uniform(a=√5) = U(−1/√in, 1/√in) from `seed`, B = 0.
     public func applyLoRA(_ s: LoRASettings, seed: UInt64 = 42) throws { try applyLoRA(s, seed: seed, allowEmpty: false) }
 
-    func applyLoRA(_ s: LoRASettings, seed: UInt64, allowEmpty: Bool) throws {
+    /// `initialize: false` (adapter loading, which then overwrites every value from the file or throws)
+    /// skips the Kaiming draw for A, zeroing B and copying the base embedding into the modules_to_save
+    /// tensors: their buffers are only allocated.
+    func applyLoRA(_ s: LoRASettings, seed: UInt64, allowEmpty: Bool, initialize: Bool = true) throws {
         guard lora == nil else { throw ModelError("a LoRA adapter is already applied") }
         guard s.r > 0 else { throw ModelError("lora_r must be positive (got \(s.r))") }
         guard s.dropout >= 0 && s.dropout < 1 else { throw ModelError("lora_dropout must be in [0, 1) (got \(s.dropout))") }
@@ -62,18 +65,23 @@ extension Gemma3Model {
         }
         for lin in allLinears where targets.contains(lin.name) {
             let A = FBuf(s.r * lin.inF, zero: false)
-            let bound = 1 / Float(Double(lin.inF).squareRoot())
-            for i in 0..<A.count { A.p[i] = (g.uniform() * 2 - 1) * bound }
+            if initialize {
+                let bound = 1 / Float(Double(lin.inF).squareRoot())
+                for i in 0..<A.count { A.p[i] = (g.uniform() * 2 - 1) * bound }
+            }
             let base = "base_model.model." + lin.name
             lin.lora = LoRAAdapter(rank: s.r, scaling: Float(s.scaling), dropout: Float(s.dropout),
                                    A: Parameter(name: base + ".lora_A.default.weight", shape: [s.r, lin.inF], value: A),
-                                   B: Parameter(name: base + ".lora_B.default.weight", shape: [lin.outF, s.r], value: FBuf(lin.outF * s.r)))
+                                   B: Parameter(name: base + ".lora_B.default.weight", shape: [lin.outF, s.r], value: FBuf(lin.outF * s.r, zero: initialize)))
+        }
+        func saved(_ w: Weight, _ name: String) -> Parameter {
+            initialize ? w.trainableCopy(name: name) : Parameter(name: name, shape: w.shape, value: FBuf(w.count, zero: false))
         }
         if s.modulesToSave.contains("embed_tokens") {
-            embedForward = Weight(param: embedding.trainableCopy(name: "base_model.model." + prefix + "embed_tokens.modules_to_save.default.weight"))
+            embedForward = Weight(param: saved(embedding, "base_model.model." + prefix + "embed_tokens.modules_to_save.default.weight"))
         }
         if s.modulesToSave.contains("lm_head") {
-            headForward = Weight(param: headWeight.trainableCopy(name: "base_model.model.lm_head.modules_to_save.default.weight"))
+            headForward = Weight(param: saved(headWeight, "base_model.model.lm_head.modules_to_save.default.weight"))
         }
         lora = s
         collectLoRATrainables()
@@ -221,6 +229,6 @@ extension Gemma3Model {
         let names = allLinears.map { $0.name }.filter { exactTargets.contains($0) }
         try applyLoRA(LoRASettings(r: s.r, alpha: s.alpha, dropout: s.dropout, targetModules: .names(names.isEmpty ? ["\u{0}"] : names),
                                    modulesToSave: s.modulesToSave, useRSLoRA: s.useRSLoRA, baseModelNameOrPath: s.baseModelNameOrPath),
-                      seed: 0, allowEmpty: true)
+                      seed: 0, allowEmpty: true, initialize: false)
     }
 }

@@ -1,6 +1,7 @@
 // Writing full weights: for full fine-tuning checkpoints and `merge` (LoRA folded in: W + scaling·B·A,
 // modules_to_save copies replacing the originals, the head untied when it differs from the embedding).
 import Foundation
+import Tensor
 
 extension Gemma3Model {
     /// (name, fp32 values, shape) of every weight as the model now computes with it, in-memory names

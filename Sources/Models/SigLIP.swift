@@ -1,6 +1,7 @@
 // SigLIP vision tower (transformers models/siglip/modeling_siglip.py) and the Gemma 3 multimodal projector
 // (modeling_gemma3.py Gemma3MultiModalProjector), forward and backward side by side.
 import Foundation
+import Tensor
 
 final class SiglipLayer {
     let C: Int, I: Int, H: Int
@@ -35,19 +36,20 @@ final class SiglipLayer {
         let T = N * P
         let c = Cache(T: T, C: C, I: I)
         c.xIn.p.update(from: x, count: T * C)
-        layernormForward(c.xn1.p, c.mean1.p, c.rstd1.p, x, ln1w.f32, ln1b.f32, T, C, eps)
+        layerNormForward(out: c.xn1.p, mean: c.mean1.p, rstd: c.rstd1.p, x, weight: ln1w.f32, bias: ln1b.f32, rows: T, dim: C, eps: eps)
         let sq = q.forward(c.q.p, c.xn1.p, T: T, ctx: ctx, keep: keep)
         let sk = k.forward(c.k.p, c.xn1.p, T: T, ctx: ctx, keep: keep)
         let sv = v.forward(c.v.p, c.xn1.p, T: T, ctx: ctx, keep: keep)
         let D = C / H
         let scale = Float(pow(Double(D), -0.5))
-        MultiHeadAttention.forward(c.attn.p, q: c.q.p, k: c.k.p, v: c.v.p, B: N, L: P, H: H, KV: H, D: D, scale: scale, masks: nil)
+        attentionForward(out: c.attn.view([N, P, H, D]), probs: nil, q: c.q.view([N, P, H, D]), k: c.k.view([N, P, H, D]),
+                         v: c.v.view([N, P, H, D]), scale: scale, mask: .none)
         let oo = FBuf(T * C, zero: false)
         let so = o.forward(oo.p, c.attn.p, T: T, ctx: ctx, keep: keep)
         for i in 0..<(T * C) { c.h1.p[i] = c.xIn.p[i] + oo.p[i] }
-        layernormForward(c.xn2.p, c.mean2.p, c.rstd2.p, c.h1.p, ln2w.f32, ln2b.f32, T, C, eps)
+        layerNormForward(out: c.xn2.p, mean: c.mean2.p, rstd: c.rstd2.p, c.h1.p, weight: ln2w.f32, bias: ln2b.f32, rows: T, dim: C, eps: eps)
         let s1 = fc1.forward(c.f1.p, c.xn2.p, T: T, ctx: ctx, keep: keep)
-        for i in 0..<(T * I) { c.g.p[i] = geluTanh(c.f1.p[i]) }
+        geluTanhForward(out: c.g.view([T * I]), c.f1.view([T * I]))
         let f2 = FBuf(T * C, zero: false)
         let s2 = fc2.forward(f2.p, c.g.p, T: T, ctx: ctx, keep: keep)
         for i in 0..<(T * C) { x[i] = c.h1.p[i] + f2.p[i] }
@@ -60,21 +62,23 @@ final class SiglipLayer {
         let T = N * P, D = C / H
         let dg = FBuf(T * I)
         fc2.backward(dg.p, dx, c.g.p, T: T, state: c.st[5], ctx: ctx)
-        for i in 0..<(T * I) { dg.p[i] *= geluTanhGrad(c.f1.p[i]) }
+        let df1 = FBuf(T * I)
+        geluTanhBackward(dx: df1.view([T * I]), dout: dg.view([T * I]), c.f1.view([T * I]))
         let dxn2 = FBuf(T * C)
-        fc1.backward(dxn2.p, dg.p, c.xn2.p, T: T, state: c.st[4], ctx: ctx)
-        layernormBackward(dx, ln2w.grad, ln2b.grad, dxn2.p, c.h1.p, ln2w.f32, c.mean2.p, c.rstd2.p, T, C)
+        fc1.backward(dxn2.p, df1.p, c.xn2.p, T: T, state: c.st[4], ctx: ctx)
+        layerNormBackward(dx: dx, dweight: ln2w.grad, dbias: ln2b.grad, dout: dxn2.p, c.h1.p, weight: ln2w.f32, mean: c.mean2.p, rstd: c.rstd2.p, rows: T, dim: C)
         // dx now holds dh1
         let dattn = FBuf(T * C)
         o.backward(dattn.p, dx, c.attn.p, T: T, state: c.st[3], ctx: ctx)
         let dq = FBuf(T * C), dk = FBuf(T * C), dv = FBuf(T * C)
-        MultiHeadAttention.backward(dq: dq.p, dk: dk.p, dv: dv.p, dout: dattn.p, q: c.q.p, k: c.k.p, v: c.v.p,
-                                    B: N, L: P, H: H, KV: H, D: D, scale: Float(pow(Double(D), -0.5)), masks: nil)
+        attentionBackward(dq: dq.view([N, P, H, D]), dk: dk.view([N, P, H, D]), dv: dv.view([N, P, H, D]),
+                          dout: dattn.view([N, P, H, D]), probs: nil, q: c.q.view([N, P, H, D]), k: c.k.view([N, P, H, D]),
+                          v: c.v.view([N, P, H, D]), scale: Float(pow(Double(D), -0.5)), mask: .none)
         let dxn1 = FBuf(T * C)
         q.backward(dxn1.p, dq.p, c.xn1.p, T: T, state: c.st[0], ctx: ctx)
         k.backward(dxn1.p, dk.p, c.xn1.p, T: T, state: c.st[1], ctx: ctx)
         v.backward(dxn1.p, dv.p, c.xn1.p, T: T, state: c.st[2], ctx: ctx)
-        layernormBackward(dx, ln1w.grad, ln1b.grad, dxn1.p, c.xIn.p, ln1w.f32, c.mean1.p, c.rstd1.p, T, C)
+        layerNormBackward(dx: dx, dweight: ln1w.grad, dbias: ln1b.grad, dout: dxn1.p, c.xIn.p, weight: ln1w.f32, mean: c.mean1.p, rstd: c.rstd1.p, rows: T, dim: C)
     }
 }
 
@@ -144,7 +148,7 @@ final class SiglipVisionTower {
             }
         }
         cache.preNorm.p.update(from: x.p, count: T * C)
-        layernormForward(out, cache.mean.p, cache.rstd.p, x.p, postW.f32, postB.f32, T, C, Float(cfg.layerNormEps))
+        layerNormForward(out: out, mean: cache.mean.p, rstd: cache.rstd.p, x.p, weight: postW.f32, bias: postB.f32, rows: T, dim: C, eps: Float(cfg.layerNormEps))
         return keep ? cache : nil
     }
 
@@ -152,7 +156,7 @@ final class SiglipVisionTower {
     func backward(_ dOut: CFPtr, N: Int, cache: Cache, ctx: RunContext) {
         let C = cfg.hiddenSize, T = N * P
         let dx = FBuf(T * C)
-        layernormBackward(dx.p, postW.grad, postB.grad, dOut, cache.preNorm.p, postW.f32, cache.mean.p, cache.rstd.p, T, C)
+        layerNormBackward(dx: dx.p, dweight: postW.grad, dbias: postB.grad, dout: dOut, cache.preNorm.p, weight: postW.f32, mean: cache.mean.p, rstd: cache.rstd.p, rows: T, dim: C)
         for li in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[li]
             if !cache.layerInputs.isEmpty {
@@ -210,7 +214,7 @@ final class Gemma3Projector {
             }
         }
         let normed = FBuf(N * M * Cv, zero: false), rstd = FBuf(N * M)
-        rmsnormForward(normed.p, rstd.p, pooled.p, norm.f32, N * M, Cv, eps)
+        rmsNormForward(out: normed.p, rstd: rstd.p, pooled.p, weight: norm.f32, rows: N * M, dim: Cv, eps: eps)
         sgemmNN(N * M, Ct, Cv, normed.p, Cv, inputProjection.f32, Ct, out, Ct)
         return Cache(pooled, normed, rstd)
     }
@@ -221,8 +225,8 @@ final class Gemma3Projector {
         if let g = inputProjection.grad { sgemmTN(Cv, Ct, N * M, cache.normed.p, Cv, dOut, Ct, g, Ct, beta: 1) }
         let dn = FBuf(N * M * Cv, zero: false)
         sgemmNT(N * M, Cv, Ct, dOut, Ct, inputProjection.f32, Ct, dn.p, Cv)
-        let dp = FBuf(N * M * Cv, zero: false)
-        rmsnormBackward(dp.p, norm.grad, dn.p, cache.pooled.p, norm.f32, cache.rstd.p, N * M, Cv)
+        let dp = FBuf(N * M * Cv)
+        rmsNormBackward(dx: dp.p, dweight: norm.grad, dout: dn.p, cache.pooled.p, weight: norm.f32, rstd: cache.rstd.p, rows: N * M, dim: Cv)
         let inv = 1 / Float(kernel * kernel)
         for n in 0..<N {
             for r in 0..<pooledSide {

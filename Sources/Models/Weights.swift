@@ -27,10 +27,10 @@ public final class FrozenTensor: @unchecked Sendable {
         case .bf16:
             let s = base + start * 2
             if Int(bitPattern: s) % 2 == 0 { convertBF16ToF32(s.assumingMemoryBound(to: UInt16.self), out, count: n); return }
-            for i in 0..<n { out[i] = bf16ToFloat(s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+            for i in 0..<n { out[i] = float(fromBF16Bits: s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
         case .f16:
             let s = base + start * 2
-            for i in 0..<n { out[i] = f16ToFloat(s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+            for i in 0..<n { out[i] = float(fromF16Bits: s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
         }
     }
     /// Direct fp32 pointer when the storage is aligned fp32 (no copy needed).
@@ -38,6 +38,21 @@ public final class FrozenTensor: @unchecked Sendable {
         dtype == .f32 && Int(bitPattern: base) % 4 == 0 ? base.assumingMemoryBound(to: Float.self) : nil
     }
     func toFloats() -> FBuf { let b = FBuf(count, zero: false); read(into: b.p, start: 0, count: count); return b }
+}
+
+extension FrozenTensor {
+    /// Drops this tensor's pages of a memory-mapped checkpoint from the process's resident set, once it has
+    /// been replaced by another storage (QLoRA: after quantising to NF4 the bf16/fp32 pages are dead weight;
+    /// without this they stay resident as file-backed RSS). The map is read-only, so a later read would just
+    /// fault the pages back in from the file. A no-op for tensors in owned (anonymous) memory.
+    public func releaseMappedPages() {
+        guard owner is MappedSafeTensors else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = Int(bitPattern: base), hi = lo + count * dtype.size
+        let start = (lo + page - 1) / page * page, end = hi / page * page   // whole pages inside the tensor only
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, end - start, Int32(MADV_DONTNEED))
+    }
 }
 
 /// A frozen checkpoint tensor is a module-Tensor LinearWeight (rows = shape[0]), so NF4 quantisers and
@@ -158,23 +173,40 @@ final class Weight {
 /// Frozen bf16/f16 weights are widened in row tiles into a scratch buffer (never whole).
 enum MatrixKernels {
     static let tileRows = 256
-    /// y (T, out) = x (T, in) · Wᵀ (+ beta·y)
-    static func forward(_ y: FPtr, _ x: CFPtr, _ w: Weight, T: Int, inF: Int, outF: Int, scratch: FBuf, beta: Float = 0) {
+    /// y (T, out) = x (T, in) · Wᵀ (+ beta·y). With a bf16 `precision` the product runs in its mode and
+    /// is rounded to bf16 when `roundOutput` (tiles split the output columns, so each is rounded whole).
+    static func forward(_ y: FPtr, _ x: CFPtr, _ w: Weight, T: Int, inF: Int, outF: Int, scratch: FBuf, beta: Float = 0,
+                        precision: MatmulPrecision? = nil, roundOutput: Bool = false) {
         if w.param != nil || w.frozen?.directF32 != nil || w.external?.fp32Rows != nil {
-            sgemmNT(T, outF, inF, x, inF, w.f32, inF, y, outF, beta: beta)
+            if let mp = precision, mp.autocast {
+                mp.nt(T, outF, inF, x, inF, w.f32, inF, y, outF, beta: beta, roundOutput: roundOutput)
+            } else {
+                sgemmNT(T, outF, inF, x, inF, w.f32, inF, y, outF, beta: beta)
+            }
             return
         }
         var r0 = 0
         while r0 < outF {
             let r1 = min(outF, r0 + tileRows)
             let wp = w.rowsF32(r0, r1, cols: inF, scratch: scratch.p)
-            sgemmNT(T, r1 - r0, inF, x, inF, wp, inF, y + r0, outF, beta: beta)
+            if let mp = precision, mp.autocast {
+                mp.nt(T, r1 - r0, inF, x, inF, wp, inF, y + r0, outF, beta: beta, roundOutput: roundOutput)
+            } else {
+                sgemmNT(T, r1 - r0, inF, x, inF, wp, inF, y + r0, outF, beta: beta)
+            }
             r0 = r1
         }
     }
-    /// dx (T, in) += dy (T, out) · W
-    static func backwardInput(_ dx: FPtr, _ dy: CFPtr, _ w: Weight, T: Int, inF: Int, outF: Int, scratch: FBuf) {
-        if w.param != nil || w.frozen?.directF32 != nil || w.external?.fp32Rows != nil {
+    /// dx (T, in) += dy (T, out) · W   (with a bf16 `precision`: dx += bf16(dy·W), autocast's bf16 dX)
+    static func backwardInput(_ dx: FPtr, _ dy: CFPtr, _ w: Weight, T: Int, inF: Int, outF: Int, scratch: FBuf,
+                              precision: MatmulPrecision? = nil) {
+        let direct = w.param != nil || w.frozen?.directF32 != nil || w.external?.fp32Rows != nil
+        if let mp = precision, mp.autocast {
+            if direct { mp.nn(T, inF, outF, dy, outF, w.f32, inF, dx, inF, beta: 1, roundOutput: true) }
+            else { mp.backwardInputTiled(dx, dy, w, T: T, inF: inF, outF: outF, tileRows: tileRows, scratch: scratch) }
+            return
+        }
+        if direct {
             sgemmNN(T, inF, outF, dy, outF, w.f32, inF, dx, inF, beta: 1)
             return
         }
@@ -276,6 +308,8 @@ final class CheckpointTensors {
         }
     }
     var canonicalNames: [String] { Array(where_.keys) }
+    /// The key a canonical tensor has in the checkpoint's files (save_pretrained writes it back under it).
+    func originalName(_ canonical: String) -> String? { original[canonical] }
     func get(_ canonical: String) throws -> FrozenTensor? {
         guard let i = where_[canonical] else { return nil }
         return try files[i].tensor(original[canonical]!)

@@ -21,14 +21,18 @@ public func addForward(out: Tensor, _ a: Tensor, _ b: Tensor) {
 /// dst += alpha·src (axpy). Also the backward of `addForward` for each operand, and the residual add.
 public func addInPlace(_ dst: Tensor, _ src: Tensor, alpha: Float = 1) {
     checkSameCount("addInPlace", dst, src)
-    let pd = dst.data, ps = src.data
+    addInPlace(dst.data, src.data, dst.count, alpha: alpha)
+}
+
+/// dst[0..<count] += alpha·src[0..<count]: the pointer form of `addInPlace` (a bias row, a residual).
+public func addInPlace(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ count: Int, alpha: Float = 1) {
     if alpha == 1 {
-        Parallel.forEachChunk(count: dst.count, grain: ParallelGrain.elementwise) { r in
-            for i in r { pd[i] += ps[i] }
+        Parallel.forEachChunk(count: count, grain: ParallelGrain.elementwise) { r in
+            for i in r { dst[i] += src[i] }
         }
     } else {
-        Parallel.forEachChunk(count: dst.count, grain: ParallelGrain.elementwise) { r in
-            for i in r { pd[i] += alpha * ps[i] }
+        Parallel.forEachChunk(count: count, grain: ParallelGrain.elementwise) { r in
+            for i in r { dst[i] += alpha * src[i] }
         }
     }
 }
@@ -73,56 +77,90 @@ public func scaleBackward(dx: Tensor, dout: Tensor, _ s: Float) { addInPlace(dx,
 @usableFromInline let geluBeta: Float = Float(2.0.squareRoot() * (2.0 / Double.pi.squareRoot()) * 0.5)  // √(2/π)
 @usableFromInline let geluKappa: Float = 0.044715
 
+/// gelu_tanh of 4 lanes (ATen's forward order).
+@inline(__always) func geluTanh4(_ v: SIMD4<Float>) -> SIMD4<Float> {
+    let inner = geluBeta * (v + geluKappa * (v * v * v))
+    return 0.5 * v * (1 + tanhFloat4(inner))
+}
+
+/// gelu_tanh'(x) of 4 lanes (ATen's backward formula: ½(1 + t) + ½x(1 − t²)·β(1 + 3κx²), t = tanh(β(x + κx³))).
+@inline(__always) func geluTanhDerivative4(_ v: SIMD4<Float>) -> SIMD4<Float> {
+    let xSq = v * v
+    let inner: SIMD4<Float> = geluBeta * (v + geluKappa * xSq * v)
+    let t = tanhFloat4(inner)
+    let leftDerivative: SIMD4<Float> = 0.5 * (1 + t)
+    let rightDerivative: SIMD4<Float> = (0.5 * v) * (1 - t * t)
+    let innerDerivative: SIMD4<Float> = geluBeta * (1 + (3 * geluKappa) * xSq)
+    return leftDerivative + rightDerivative * innerDerivative
+}
+
+/// Loads p[i..<i+n] (n ≤ 4) into lanes, zero-filling the rest (the tail of a 4-lane loop).
+@inline(__always) func loadLanes(_ p: UnsafePointer<Float>, _ i: Int, _ n: Int) -> SIMD4<Float> {
+    if n == 4 { return load4(p + i) }
+    var v = SIMD4<Float>()
+    for j in 0..<n { v[j] = p[i + j] }
+    return v
+}
+
+/// p[i..<i+n] = v (or += v when `add`), lanes 0..<n.
+@inline(__always) func storeLanes(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>, _ i: Int, _ n: Int, add: Bool) {
+    if n == 4 {
+        let raw = UnsafeMutableRawPointer(p + i)
+        raw.storeBytes(of: add ? raw.loadUnaligned(as: SIMD4<Float>.self) + v : v, as: SIMD4<Float>.self)
+        return
+    }
+    for j in 0..<n { if add { p[i + j] += v[j] } else { p[i + j] = v[j] } }
+}
+
+/// Runs `body(i, lanes)` over 0..<count (split across cores) in steps of 4; the last step may have
+/// fewer lanes. Every element goes through the same 4-lane arithmetic, so results do not depend on
+/// where a chunk boundary or the tail falls.
+@inline(__always) func forEach4(count: Int, grain: Int, _ body: (Int, Int) -> Void) {
+    Parallel.forEachChunk(count: count, grain: grain) { r in
+        var i = r.lowerBound
+        while i < r.upperBound { body(i, min(4, r.upperBound - i)); i += 4 }
+    }
+}
+
 /// out = gelu_tanh(x); out may alias x.
 public func geluTanhForward(out: Tensor, _ x: Tensor) {
     checkSameCount("geluTanhForward", out, x)
     let po = out.data, px = x.data
-    Parallel.forEachChunk(count: out.count, grain: ParallelGrain.transcendental) { r in
-        var i = r.lowerBound
-        while i + 4 <= r.upperBound {   // 4 lanes: the same arithmetic as the scalar tail
-            let v = SIMD4<Float>(px[i], px[i + 1], px[i + 2], px[i + 3])
-            let inner = geluBeta * (v + geluKappa * (v * v * v))
-            let y = 0.5 * v * (1 + tanhFloat4(inner))
-            po[i] = y[0]; po[i + 1] = y[1]; po[i + 2] = y[2]; po[i + 3] = y[3]
-            i += 4
-        }
-        while i < r.upperBound {
-            let v = px[i]
-            let inner = geluBeta * (v + geluKappa * (v * v * v))
-            po[i] = 0.5 * v * (1 + tanhFloat(inner))
-            i += 1
-        }
+    forEach4(count: out.count, grain: ParallelGrain.transcendental) { i, n in
+        storeLanes(geluTanh4(loadLanes(px, i, n)), po, i, n, add: false)
     }
 }
 
-/// dx += dout · gelu_tanh'(x) (ATen's formula: ½(1 + t) + ½x(1 − t²)·β(1 + 3κx²), t = tanh(β(x + κx³))).
+/// dx += dout · gelu_tanh'(x).
 public func geluTanhBackward(dx: Tensor, dout: Tensor, _ x: Tensor) {
     checkSameCount("geluTanhBackward", dx, dout, x)
     let pd = dx.data, pg = dout.data, px = x.data
-    Parallel.forEachChunk(count: dx.count, grain: ParallelGrain.transcendental) { r in
-        var i = r.lowerBound
-        while i + 4 <= r.upperBound {
-            let v = SIMD4<Float>(px[i], px[i + 1], px[i + 2], px[i + 3])
-            let g = SIMD4<Float>(pg[i], pg[i + 1], pg[i + 2], pg[i + 3])
-            let xSq = v * v
-            let inner: SIMD4<Float> = geluBeta * (v + geluKappa * xSq * v)
-            let t = tanhFloat4(inner)
-            let leftDerivative: SIMD4<Float> = 0.5 * (1 + t)
-            let rightDerivative: SIMD4<Float> = (0.5 * v) * (1 - t * t)
-            let innerDerivative: SIMD4<Float> = geluBeta * (1 + (3 * geluKappa) * xSq)
-            let d: SIMD4<Float> = g * (leftDerivative + rightDerivative * innerDerivative)
-            pd[i] += d[0]; pd[i + 1] += d[1]; pd[i + 2] += d[2]; pd[i + 3] += d[3]
-            i += 4
-        }
-        while i < r.upperBound {
-            let v = px[i]
-            let xSq = v * v
-            let t = tanhFloat(geluBeta * (v + geluKappa * xSq * v))
-            let leftDerivative = 0.5 * (1 + t), rightDerivative = (0.5 * v) * (1 - t * t)
-            let innerDerivative = geluBeta * (1 + (3 * geluKappa) * xSq)
-            pd[i] += pg[i] * (leftDerivative + rightDerivative * innerDerivative)
-            i += 1
-        }
+    forEach4(count: dx.count, grain: ParallelGrain.transcendental) { i, n in
+        storeLanes(loadLanes(pg, i, n) * geluTanhDerivative4(loadLanes(px, i, n)), pd, i, n, add: true)
+    }
+}
+
+// MARK: gated GELU (GeGLU, Gemma's MLP) — out = gelu_tanh(gate) ⊙ up; backward next to it
+
+/// out = gelu_tanh(gate) ⊙ up (transformers `act_fn(gate_proj(x)) * up_proj(x)`); out may alias gate or up.
+public func geluTanhGatedForward(out: Tensor, gate: Tensor, up: Tensor) {
+    checkSameCount("geluTanhGatedForward", out, gate, up)
+    let po = out.data, pg = gate.data, pu = up.data
+    forEach4(count: out.count, grain: ParallelGrain.transcendental) { i, n in
+        storeLanes(geluTanh4(loadLanes(pg, i, n)) * loadLanes(pu, i, n), po, i, n, add: false)
+    }
+}
+
+/// dgate += dout ⊙ up ⊙ gelu_tanh'(gate), dup += dout ⊙ gelu_tanh(gate) (either may be nil).
+public func geluTanhGatedBackward(dgate: Tensor?, dup: Tensor?, dout: Tensor, gate: Tensor, up: Tensor) {
+    checkSameCount("geluTanhGatedBackward", dout, gate, up)
+    if let dgate { checkSameCount("geluTanhGatedBackward", dout, dgate) }
+    if let dup { checkSameCount("geluTanhGatedBackward", dout, dup) }
+    let pdg = dgate?.data, pdu = dup?.data, pd = dout.data, pg = gate.data, pu = up.data
+    forEach4(count: dout.count, grain: ParallelGrain.transcendental) { i, n in
+        let g = loadLanes(pd, i, n), v = loadLanes(pg, i, n)
+        if let pdu { storeLanes(g * geluTanh4(v), pdu, i, n, add: true) }
+        if let pdg { storeLanes(g * loadLanes(pu, i, n) * geluTanhDerivative4(v), pdg, i, n, add: true) }
     }
 }
 

@@ -16,6 +16,32 @@ public func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, al
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
+// MARK: the three row-major shapes the model layers call (names and signatures as Models uses them)
+
+/// C[M,N] = alpha·A[M,K]·B[N,K]ᵀ + beta·C   (the nn.Linear shape: x·Wᵀ)
+@inlinable @inline(__always)
+public func sgemmNT(_ M: Int, _ N: Int, _ K: Int, _ A: UnsafePointer<Float>, _ lda: Int, _ B: UnsafePointer<Float>, _ ldb: Int,
+                    _ C: UnsafeMutablePointer<Float>, _ ldc: Int, alpha: Float = 1, beta: Float = 0) {
+    sgemm(transposeA: false, transposeB: true, m: M, n: N, k: K, alpha: alpha, a: A, lda: lda, b: B, ldb: ldb,
+          beta: beta, c: C, ldc: ldc)
+}
+
+/// C[M,N] = alpha·A[M,K]·B[K,N] + beta·C   (input gradients: dY·W)
+@inlinable @inline(__always)
+public func sgemmNN(_ M: Int, _ N: Int, _ K: Int, _ A: UnsafePointer<Float>, _ lda: Int, _ B: UnsafePointer<Float>, _ ldb: Int,
+                    _ C: UnsafeMutablePointer<Float>, _ ldc: Int, alpha: Float = 1, beta: Float = 0) {
+    sgemm(transposeA: false, transposeB: false, m: M, n: N, k: K, alpha: alpha, a: A, lda: lda, b: B, ldb: ldb,
+          beta: beta, c: C, ldc: ldc)
+}
+
+/// C[M,N] = alpha·A[K,M]ᵀ·B[K,N] + beta·C   (weight gradients: dYᵀ·X)
+@inlinable @inline(__always)
+public func sgemmTN(_ M: Int, _ N: Int, _ K: Int, _ A: UnsafePointer<Float>, _ lda: Int, _ B: UnsafePointer<Float>, _ ldb: Int,
+                    _ C: UnsafeMutablePointer<Float>, _ ldc: Int, alpha: Float = 1, beta: Float = 0) {
+    sgemm(transposeA: true, transposeB: false, m: M, n: N, k: K, alpha: alpha, a: A, lda: lda, b: B, ldb: ldb,
+          beta: beta, c: C, ldc: ldc)
+}
+
 /// Batched matrix product: out[i] = alpha·op(a[i])·op(b[i]) (+ out[i] when `accumulate`).
 /// - a: [batch..., M, K] ([batch..., K, M] when `transposeA`)
 /// - b: [batch..., K, N] ([batch..., N, K] when `transposeB`); a or b may be 2-D (shared by every batch entry)

@@ -16,7 +16,13 @@ public func rmsNormForward(out: Tensor, rstd: Tensor?, _ x: Tensor, weight: Tens
     precondition(out.count == x.count, "rmsNormForward: out \(out.shape) vs x \(x.shape)")
     if let weight { precondition(weight.count == d, "rmsNormForward: weight \(weight.shape) vs last dim \(d)") }
     if let rstd { precondition(rstd.count == n, "rmsNormForward: rstd \(rstd.shape) should have \(n) values") }
-    let px = x.data, po = out.data, pw = weight?.data, pr = rstd?.data
+    rmsNormForward(out: out.data, rstd: rstd?.data, x.data, weight: weight?.data, rows: n, dim: d, eps: eps)
+}
+
+/// Pointer form of `rmsNormForward` for callers holding raw storage (Models' memory-mapped weights):
+/// out, x: `rows` rows of `dim` contiguous values; weight: [dim] or nil; rstd: [rows] or nil.
+public func rmsNormForward(out po: UnsafeMutablePointer<Float>, rstd pr: UnsafeMutablePointer<Float>?, _ px: UnsafePointer<Float>,
+                           weight pw: UnsafePointer<Float>?, rows n: Int, dim d: Int, eps: Float) {
     Parallel.forEachChunk(count: n, grain: rowGrain(d)) { rows in
         for r in rows {
             let xr = px + r * d, yr = po + r * d
@@ -37,10 +43,15 @@ public func rmsNormForward(out: Tensor, rstd: Tensor?, _ x: Tensor, weight: Tens
 public func rmsNormBackward(dx: Tensor?, dweight: Tensor?, dout: Tensor, _ x: Tensor, weight: Tensor?, rstd: Tensor) {
     let d = x.lastDim, n = x.rowCount
     precondition(dout.count == x.count && rstd.count == n, "rmsNormBackward: dout \(dout.shape), x \(x.shape), rstd \(rstd.shape)")
-    let px = x.data, pg = dout.data, pw = weight?.data, pr = rstd.data
-    if let dx {
-        precondition(dx.count == x.count, "rmsNormBackward: dx \(dx.shape) vs x \(x.shape)")
-        let pdx = dx.data
+    if let dx { precondition(dx.count == x.count, "rmsNormBackward: dx \(dx.shape) vs x \(x.shape)") }
+    if let dweight { precondition(weight != nil && dweight.count == d, "rmsNormBackward: dweight \(dweight.shape) needs a weight of \(d)") }
+    rmsNormBackward(dx: dx?.data, dweight: dweight?.data, dout: dout.data, x.data, weight: weight?.data, rstd: rstd.data, rows: n, dim: d)
+}
+
+/// Pointer form of `rmsNormBackward` (shapes as the pointer `rmsNormForward`; dweight needs a weight).
+public func rmsNormBackward(dx pdx: UnsafeMutablePointer<Float>?, dweight pdw: UnsafeMutablePointer<Float>?, dout pg: UnsafePointer<Float>,
+                            _ px: UnsafePointer<Float>, weight pw: UnsafePointer<Float>?, rstd pr: UnsafePointer<Float>, rows n: Int, dim d: Int) {
+    if let pdx {
         Parallel.forEachChunk(count: n, grain: rowGrain(d)) { rows in
             for r in rows {
                 let xr = px + r * d, gr = pg + r * d, dr = pdx + r * d
@@ -56,9 +67,9 @@ public func rmsNormBackward(dx: Tensor?, dweight: Tensor?, dout: Tensor, _ x: Te
             }
         }
     }
-    if let dweight {
-        precondition(weight != nil && dweight.count == d, "rmsNormBackward: dweight \(dweight.shape) needs a weight of \(d)")
-        reduceRows(into: dweight.data, rows: n, cols: d) { r, acc in
+    if let pdw {
+        precondition(pw != nil, "rmsNormBackward: dweight needs a weight")
+        reduceRows(into: pdw, rows: n, cols: d) { r, acc in
             let xr = px + r * d, gr = pg + r * d, s = pr[r]
             for j in 0..<d { acc[j] += gr[j] * xr[j] * s }
         }
@@ -92,7 +103,17 @@ public func layerNormForward(out: Tensor, mean: Tensor?, rstd: Tensor?, _ x: Ten
     precondition(out.count == x.count, "layerNormForward: out \(out.shape) vs x \(x.shape)")
     if let weight { precondition(weight.count == d, "layerNormForward: weight \(weight.shape) vs last dim \(d)") }
     if let bias { precondition(bias.count == d, "layerNormForward: bias \(bias.shape) vs last dim \(d)") }
-    let px = x.data, po = out.data, pw = weight?.data, pb = bias?.data, pm = mean?.data, pr = rstd?.data
+    if let mean { precondition(mean.count == n, "layerNormForward: mean \(mean.shape) should have \(n) values") }
+    if let rstd { precondition(rstd.count == n, "layerNormForward: rstd \(rstd.shape) should have \(n) values") }
+    layerNormForward(out: out.data, mean: mean?.data, rstd: rstd?.data, x.data, weight: weight?.data, bias: bias?.data,
+                     rows: n, dim: d, eps: eps)
+}
+
+/// Pointer form of `layerNormForward`: out, x: `rows` rows of `dim` values; weight, bias: [dim] or nil;
+/// mean, rstd: [rows] or nil.
+public func layerNormForward(out po: UnsafeMutablePointer<Float>, mean pm: UnsafeMutablePointer<Float>?, rstd pr: UnsafeMutablePointer<Float>?,
+                             _ px: UnsafePointer<Float>, weight pw: UnsafePointer<Float>?, bias pb: UnsafePointer<Float>?,
+                             rows n: Int, dim d: Int, eps: Float) {
     Parallel.forEachChunk(count: n, grain: rowGrain(d)) { rows in
         for r in rows {
             let xr = px + r * d, yr = po + r * d
@@ -119,10 +140,19 @@ public func layerNormBackward(dx: Tensor?, dweight: Tensor?, dbias: Tensor?, dou
     let d = x.lastDim, n = x.rowCount
     precondition(dout.count == x.count && mean.count == n && rstd.count == n,
                  "layerNormBackward: dout \(dout.shape), x \(x.shape), mean \(mean.shape), rstd \(rstd.shape)")
-    let px = x.data, pg = dout.data, pw = weight?.data, pm = mean.data, pr = rstd.data
-    if let dx {
-        precondition(dx.count == x.count, "layerNormBackward: dx \(dx.shape) vs x \(x.shape)")
-        let pdx = dx.data
+    if let dx { precondition(dx.count == x.count, "layerNormBackward: dx \(dx.shape) vs x \(x.shape)") }
+    if let dweight { precondition(dweight.count == d, "layerNormBackward: dweight \(dweight.shape) vs last dim \(d)") }
+    if let dbias { precondition(dbias.count == d, "layerNormBackward: dbias \(dbias.shape) vs last dim \(d)") }
+    layerNormBackward(dx: dx?.data, dweight: dweight?.data, dbias: dbias?.data, dout: dout.data, x.data, weight: weight?.data,
+                      mean: mean.data, rstd: rstd.data, rows: n, dim: d)
+}
+
+/// Pointer form of `layerNormBackward` (shapes as the pointer `layerNormForward`).
+public func layerNormBackward(dx pdx: UnsafeMutablePointer<Float>?, dweight pdw: UnsafeMutablePointer<Float>?,
+                              dbias pdb: UnsafeMutablePointer<Float>?, dout pg: UnsafePointer<Float>, _ px: UnsafePointer<Float>,
+                              weight pw: UnsafePointer<Float>?, mean pm: UnsafePointer<Float>, rstd pr: UnsafePointer<Float>,
+                              rows n: Int, dim d: Int) {
+    if let pdx {
         Parallel.forEachChunk(count: n, grain: rowGrain(d)) { rows in
             for r in rows {
                 let xr = px + r * d, gr = pg + r * d, dr = pdx + r * d
@@ -142,16 +172,14 @@ public func layerNormBackward(dx: Tensor?, dweight: Tensor?, dbias: Tensor?, dou
             }
         }
     }
-    if let dweight {
-        precondition(dweight.count == d, "layerNormBackward: dweight \(dweight.shape) vs last dim \(d)")
-        reduceRows(into: dweight.data, rows: n, cols: d) { r, acc in
+    if let pdw {
+        reduceRows(into: pdw, rows: n, cols: d) { r, acc in
             let xr = px + r * d, gr = pg + r * d, m = pm[r], s = pr[r]
             for j in 0..<d { acc[j] += gr[j] * (xr[j] - m) * s }
         }
     }
-    if let dbias {
-        precondition(dbias.count == d, "layerNormBackward: dbias \(dbias.shape) vs last dim \(d)")
-        reduceRows(into: dbias.data, rows: n, cols: d) { r, acc in
+    if let pdb {
+        reduceRows(into: pdb, rows: n, cols: d) { r, acc in
             let gr = pg + r * d
             for j in 0..<d { acc[j] += gr[j] }
         }

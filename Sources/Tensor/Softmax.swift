@@ -57,11 +57,18 @@ public func crossEntropyForward(logits: Tensor, targets: [Int32], ignoreIndex: I
     let v = logits.lastDim, n = logits.rowCount
     precondition(targets.count == n, "crossEntropyForward: \(targets.count) targets for \(n) rows of logits \(logits.shape)")
     if let losses { precondition(losses.count == n, "crossEntropyForward: losses \(losses.shape) should have \(n) values") }
+    return crossEntropyForward(logits: logits.data, rows: n, vocab: v, targets: targets, ignoreIndex: ignoreIndex, losses: losses?.data)
+}
+
+/// Pointer form of `crossEntropyForward` (for a chunk of logits rows in a caller's buffer): logits
+/// `rows` × `vocab`, one target per row, losses [rows] or nil.
+public func crossEntropyForward(logits pl: UnsafePointer<Float>, rows n: Int, vocab v: Int, targets: [Int32],
+                                ignoreIndex: Int32 = -100, losses plosses: UnsafeMutablePointer<Float>? = nil) -> CrossEntropyStats {
+    precondition(targets.count == n, "crossEntropyForward: \(targets.count) targets for \(n) rows")
     if n == 0 { return CrossEntropyStats() }
     let rowLoss = UnsafeMutablePointer<Double>.allocate(capacity: n)
     let rowCorrect = UnsafeMutablePointer<UInt8>.allocate(capacity: n)
     defer { rowLoss.deallocate(); rowCorrect.deallocate() }
-    let pl = logits.data, plosses = losses?.data
     targets.withUnsafeBufferPointer { tb in
         let pt = tb.baseAddress!
         Parallel.forEachChunk(count: n, grain: max(1, ParallelGrain.transcendental / max(1, v))) { rows in
@@ -96,8 +103,15 @@ public func crossEntropyBackward(dlogits: Tensor, logits: Tensor, targets: [Int3
     let v = logits.lastDim, n = logits.rowCount
     precondition(targets.count == n && dlogits.count == logits.count,
                  "crossEntropyBackward: \(targets.count) targets, logits \(logits.shape), dlogits \(dlogits.shape)")
+    crossEntropyBackward(dlogits: dlogits.data, logits: logits.data, rows: n, vocab: v, targets: targets, scale: scale,
+                         ignoreIndex: ignoreIndex)
+}
+
+/// Pointer form of `crossEntropyBackward` (dlogits may be the logits buffer itself).
+public func crossEntropyBackward(dlogits pd: UnsafeMutablePointer<Float>, logits pl: UnsafePointer<Float>, rows n: Int, vocab v: Int,
+                                 targets: [Int32], scale: Float, ignoreIndex: Int32 = -100) {
+    precondition(targets.count == n, "crossEntropyBackward: \(targets.count) targets for \(n) rows")
     if n == 0 { return }
-    let pl = logits.data, pd = dlogits.data
     targets.withUnsafeBufferPointer { tb in
         let pt = tb.baseAddress!
         Parallel.forEachChunk(count: n, grain: max(1, ParallelGrain.transcendental / max(1, v))) { rows in

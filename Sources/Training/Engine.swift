@@ -116,6 +116,7 @@ public enum TrainingRun {
             let prepared = try RunSetup.prepare(config)
             let t = try Trainer(config: config, model: prepared.model, train: prepared.train, eval: prepared.eval)
             t.writer = RunWriter(outputDir: outURL)
+            StartupProfile.mark("trainer built")
             for n in prepared.notes { t.emit(.message(level: .info, text: n)) }
             return t
         }

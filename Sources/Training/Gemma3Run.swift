@@ -52,28 +52,69 @@ public final class Gemma3Trainable: TrainableModel {
     }
 
     public func forwardBackward(_ batch: TrainingBatch, lossScale: Float) throws -> MicroBatchResult {
-        if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0) }  // every row dropped
+        if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0, entropySum: 0) }  // every row dropped
         let r = try model.forwardBackward(try unwrap(batch), gradScale: lossScale, gradientCheckpointing: gradientCheckpointing)
-        return MicroBatchResult(lossSum: Float(r.lossSum), targets: r.tokenCount, correct: r.correctCount)
+        StartupProfile.mark("first forward+backward")
+        return MicroBatchResult(lossSum: Float(r.lossSum), targets: r.tokenCount, correct: r.correctCount, entropySum: Float(r.entropySum))
     }
 
     public func evaluate(_ batch: TrainingBatch) throws -> MicroBatchResult {
-        if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0) }
+        if batch.sampleCount == 0 { return MicroBatchResult(lossSum: 0, targets: 0, correct: 0, entropySum: 0) }
         let r = try model.evaluate(try unwrap(batch))
-        return MicroBatchResult(lossSum: Float(r.lossSum), targets: r.tokenCount, correct: r.correctCount)
+        return MicroBatchResult(lossSum: Float(r.lossSum), targets: r.tokenCount, correct: r.correctCount, entropySum: Float(r.entropySum))
     }
 
+    /// save_pretrained's `max_shard_size` for full fine-tuning checkpoints (the Trainer passes none: "50GB").
+    public var maxShardSize = Gemma3Model.defaultMaxShardSize
+
+    /// What `Trainer._save` writes: LoRA → PEFT's adapter files; full fine-tuning → `save_pretrained`
+    /// (model.safetensors or shards + index, config.json, generation_config.json); then, as
+    /// `processing_class.save_pretrained`, the model folder's tokenizer / processor files.
     public func saveTrainable(to directory: URL) throws {
-        if usesAdapter { try model.saveAdapter(to: directory); return }
-        // Full fine-tuning: every trainable tensor under its in-memory (transformers 5) name, plus config.json.
-        try SafetensorsFile.write(trainableParameters.map { ($0.name, $0.shape, Array($0.value)) }, metadata: ["format": "pt"],
-                                  to: directory.appendingPathComponent("model.safetensors"))
-        let cfg = model.directory.appendingPathComponent("config.json")
-        try AtomicFile.write(try Data(contentsOf: cfg), to: directory.appendingPathComponent("config.json"))
+        if usesAdapter {
+            try model.saveAdapter(to: directory)
+        } else {
+            try model.saveFullWeights(to: directory, maxShardSize: maxShardSize)
+            try AtomicFile.write(Data(try Self.savedConfigJSON(modelDir: model.directory).utf8), to: directory.appendingPathComponent("config.json"))
+            try copyModelFiles(["generation_config.json"], to: directory)
+        }
+        try copyModelFiles(Self.processorFiles, to: directory)
+    }
+
+    /// Tokenizer and processor files `ProcessorMixin` / `PreTrainedTokenizerBase.save_pretrained` write.
+    public static let processorFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                                        "added_tokens.json", "chat_template.jinja", "chat_template.json",
+                                        "preprocessor_config.json", "processor_config.json"]
+
+    private func copyModelFiles(_ names: [String], to directory: URL) throws {
+        for f in names {
+            let src = model.directory.appendingPathComponent(f)
+            guard FileManager.default.fileExists(atPath: src.path) else { continue }
+            try AtomicFile.write(try Data(contentsOf: src), to: directory.appendingPathComponent(f))
+        }
+    }
+
+    /// config.json as the Trainer saves it after full fine-tuning in fp32: the base config with `dtype`
+    /// float32 (top level and each sub-config, as `save_pretrained` sets it), `use_cache` false (the Trainer
+    /// sets `model.config.use_cache = args.use_cache`), json.dumps(indent=2, sort_keys=True) + newline.
+    static func savedConfigJSON(modelDir: URL) throws -> String {
+        let url = modelDir.appendingPathComponent("config.json")
+        guard var cfg = try PythonJSON.parse(Data(contentsOf: url)) as? [String: Any] else { throw TrainingError("\(url.path): not a JSON object") }
+        cfg["dtype"] = "float32"
+        cfg.removeValue(forKey: "torch_dtype")
+        for k in ["text_config", "vision_config"] {
+            if var sub = cfg[k] as? [String: Any] { sub["dtype"] = "float32"; sub.removeValue(forKey: "torch_dtype"); cfg[k] = sub }
+        }
+        cfg["use_cache"] = false
+        return PythonJSON.dumps(cfg) + "\n"
     }
 
     public func loadTrainable(from directory: URL) throws {
+        let fm = FileManager.default
         if usesAdapter {
+            guard fm.fileExists(atPath: directory.appendingPathComponent("adapter_model.safetensors").path) else {
+                throw TrainingError("\(directory.path): no adapter_model.safetensors, but use_peft is true (a full fine-tuning checkpoint needs use_peft: false)")
+            }
             guard model.lora != nil else { try model.loadAdapter(from: directory); refreshParameters(); return }
             // Resuming: the adapter is already applied; copy the checkpoint's tensors into it by PEFT name
             // (files drop the adapter name: ".lora_A.default.weight" → ".lora_A.weight",
@@ -93,11 +134,22 @@ public final class Gemma3Trainable: TrainableModel {
             }
             return
         }
-        let url = directory.appendingPathComponent("model.safetensors")
-        let t = try SafetensorsFile.readF32(url)
+        // Full fine-tuning: every parameter from model.safetensors (or its shards) under its saved name.
+        let single = directory.appendingPathComponent("model.safetensors"), index = directory.appendingPathComponent("model.safetensors.index.json")
+        guard fm.fileExists(atPath: single.path) || fm.fileExists(atPath: index.path) else {
+            throw TrainingError("\(directory.path): no model.safetensors or model.safetensors.index.json, but use_peft is false"
+                + (fm.fileExists(atPath: directory.appendingPathComponent("adapter_model.safetensors").path) ? " (a LoRA checkpoint needs use_peft: true)" : ""))
+        }
+        let ckpt: SafeTensorsCheckpoint
+        do { ckpt = try SafeTensorsCheckpoint(folder: directory) } catch { throw TrainingError("\(error)") }
         for p in trainableParameters {
-            guard let v = t[p.name], v.values.count == p.count else { throw TrainingError("\(url.path): missing or mis-shaped \(p.name)") }
-            for i in 0..<p.count { p.value[i] = v.values[i] }
+            let saved = model.savedTensorName(p.name)
+            let name = ckpt.contains(saved) ? saved : p.name
+            guard ckpt.contains(name) else { throw TrainingError("\(directory.path): no tensor \(saved) in the checkpoint's weights") }
+            let info = try ckpt.info(name)
+            guard info.shape == p.shape else { throw TrainingError("\(directory.path): \(name) has shape \(info.shape), expected \(p.shape)") }
+            let v = try ckpt.floats(name)
+            v.withUnsafeBufferPointer { src in p.value.baseAddress!.update(from: src.baseAddress!, count: p.count) }
         }
     }
 
@@ -111,19 +163,8 @@ public final class Gemma3Trainable: TrainableModel {
     /// Loads the model of `config` and chooses what trains (LoRA from scratch, an existing adapter, or all weights).
     public static func load(_ config: SFTConfig, modelDir: URL) throws -> Gemma3Trainable {
         let model = try Gemma3Model.load(from: modelDir)
-        if config.loadIn4bit {
-            // QLoRA: bitsandbytes replaces every frozen nn.Linear except lm_head with Linear4bit (NF4, blocks
-            // of 64, absmax double-quantised when use_bnb_nested_quant).
-            try model.replaceFrozenLinearWeights { name, w in
-                if name.hasSuffix("lm_head") { return nil }
-                let dtype: NF4SourceDType = (w as? HalfPrecisionWeight)?.format == .bf16 ? .bf16 : .f32
-                var values = [Float](repeating: 0, count: w.rows * w.cols)
-                values.withUnsafeMutableBufferPointer { w.dequantizeRows(0..<w.rows, into: $0.baseAddress!) }
-                return values.withUnsafeBufferPointer {
-                    NF4Weight(quantizing: $0, rows: w.rows, cols: w.cols, dtype: dtype, doubleQuant: config.useBnbNestedQuant)
-                }
-            }
-        }
+        StartupProfile.mark("weights mapped")
+        if config.loadIn4bit { try quantizeFrozenLinears(model, doubleQuant: config.useBnbNestedQuant) }
         if config.usePeft {
             if let a = config.adapterNameOrPath {
                 try model.loadAdapter(from: URL(fileURLWithPath: a))
@@ -138,8 +179,42 @@ public final class Gemma3Trainable: TrainableModel {
         } else {
             model.enableFullFineTuning()
         }
+        StartupProfile.mark(config.usePeft ? "adapter ready" : "full fine-tuning ready")
         model.seedDropout(UInt64(config.seed))
+        model.bf16Matmul = try config.bf16MatmulResolution().mode
         return Gemma3Trainable(model: model, usesAdapter: config.usePeft, gradientCheckpointing: config.gradientCheckpointing)
+    }
+}
+
+extension Gemma3Trainable {
+    /// QLoRA's load step, as transformers 5.24 + bitsandbytes 0.50.2 do it for
+    /// `BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=float32)`:
+    /// `replace_with_bnb_linear` swaps every module whose type is exactly nn.Linear for Linear4bit, except
+    /// `get_keys_to_not_convert` = tied-weight keys (lm_head, embed_tokens), the module of the last named
+    /// parameter (a norm in Gemma 3) and the output embedding (lm_head). So: every language-model and SigLIP
+    /// q/k/v/o(out_proj), gate/up/down, fc1/fc2; not lm_head, not the projector (a bare Parameter + RMSNorm),
+    /// not the patch Conv2d. Weights are quantised NF4 in blocks of 64 (absmax re-quantised to 8 bits in
+    /// blocks of 256 when `doubleQuant`, TRL's `use_bnb_nested_quant`).
+    ///
+    /// Dequantised values stay fp32 even for a bf16 checkpoint: Linear4bit's matmul dequantises into the
+    /// compute dtype (`dequantize_4bit(..., A.dtype)` in bnb's gemm_4bit), not into `quant_state.dtype`, and
+    /// SFTDeck computes in fp32 (proof: Tests/TrainingTests/QLoRAParityTests, fixture training/qlora).
+    /// Returns the quantised modules (named_modules order) and their NF4 weights.
+    @discardableResult
+    public static func quantizeFrozenLinears(_ model: Gemma3Model, doubleQuant: Bool) throws -> [(name: String, weight: NF4Weight)] {
+        var done: [(name: String, weight: NF4Weight)] = []
+        try model.replaceFrozenLinearWeights { name, w in
+            if name.hasSuffix("lm_head") || name.hasSuffix("embed_tokens") { return nil }
+            var values = [Float](repeating: 0, count: w.rows * w.cols)
+            values.withUnsafeMutableBufferPointer { w.dequantizeRows(0..<w.rows, into: $0.baseAddress!) }
+            let q = values.withUnsafeBufferPointer {
+                NF4Weight(quantizing: $0, rows: w.rows, cols: w.cols, dtype: .f32, doubleQuant: doubleQuant)
+            }
+            done.append((name, q))
+            (w as? FrozenTensor)?.releaseMappedPages()   // the checkpoint's pages for it are no longer needed
+            return q
+        }
+        return done
     }
 }
 

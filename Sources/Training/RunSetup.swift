@@ -34,6 +34,7 @@ public enum RunSetup {
         guard let data = try? Data(contentsOf: cfgURL) else { throw TrainingError("\(cfgURL.path): no config.json in the model folder") }
         guard let cfg = try? PythonJSON.parse(data) as? [String: Any] else { throw TrainingError("\(cfgURL.path): not a JSON object") }
         guard let type = cfg["model_type"] as? String else { throw TrainingError("\(cfgURL.path): no model_type") }
+        StartupProfile.mark("config.json read")
         lock.lock(); let loader = loaders[type]; let known = loaders.keys.sorted(); lock.unlock()
         guard let loader else {
             throw TrainingError("\(cfgURL.path): model_type '\(type)' is not supported for training (supported: \(known.joined(separator: ", ")))")
@@ -97,6 +98,7 @@ extension RunSetup {
             train = try DatasetsSource(config: config, split: config.datasetTrainSplit, modelDir: dir)
             eval = config.evalStrategy == .no ? nil : try DatasetsSource(config: config, split: config.datasetTestSplit, modelDir: dir)
         }
+        StartupProfile.mark("dataset opened")
         let trainable = model.trainableParameters.reduce(0) { $0 + $1.count }
         return PreparedRun(model: model, train: train, eval: eval, notes: [
             "gemma3: \(model.totalParameterCount) parameters, \(trainable) trainable; \(train.sampleCount) training rows"])

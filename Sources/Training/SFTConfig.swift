@@ -1,9 +1,11 @@
 import Foundation
+import Tensor
 import Yams
 
 /// One training run, in the vocabulary of `trl sft --config FILE` (TRL 1.16 `ScriptArguments`,
 /// `SFTConfig` ⊃ transformers 5.24 `TrainingArguments`, `ModelConfig`), with their defaults, plus
-/// SFTDeck's own keys (`shuffle`, `adapter_name_or_path`, `label_masking`, `ga_loss_normalization`, `theme`).
+/// SFTDeck's own keys (`shuffle`, `adapter_name_or_path`, `label_masking`, `ga_loss_normalization`, `bf16_matmul`,
+/// `theme`).
 public struct SFTConfig: Equatable, Sendable {
     // model
     public var modelNameOrPath: String? = nil
@@ -42,6 +44,8 @@ public struct SFTConfig: Equatable, Sendable {
     public var seed: Int = 42
     public var dataSeed: Int? = nil
     public var bf16: Bool? = nil
+    /// SFTDeck: how `bf16: true` runs the matrix products (auto: cblas_sbgemm where available, else fp32).
+    public var bf16Matmul: BF16MatmulPolicy = .auto
     public var gaLossNormalization: GALossNormalization = .tokens
     public var evalStrategy: IntervalStrategy = .no
     public var evalSteps: Double? = nil
@@ -65,6 +69,8 @@ public struct SFTConfig: Equatable, Sendable {
     public var loggingSteps: Double = 10
     public var loggingFirstStep: Bool = false
     public var reportTo: [String] = ["none"]
+    /// report_to lists "tensorboard" or "all" (every installed integration; TensorBoard is the one SFTDeck has).
+    public var reportsToTensorBoard: Bool { reportTo.contains("tensorboard") || reportTo.contains("all") }
     public var runName: String? = nil
     public var saveStrategy: IntervalStrategy = .steps
     public var saveSteps: Double = 500
@@ -102,6 +108,14 @@ public struct SFTConfig: Equatable, Sendable {
     /// `eval_steps` defaults to `logging_steps` (TrainingArguments.__post_init__).
     public var resolvedEvalSteps: Double { evalSteps ?? loggingSteps }
     public var usesBF16: Bool { bf16 ?? false }
+
+    /// The matmul mode of this run on a machine with `capabilities`, and the line that explains it
+    /// (throws for `bf16_matmul: sbgemm` where cblas_sbgemm cannot run).
+    public func bf16MatmulResolution(capabilities: BF16Capabilities = .current) throws -> BF16MatmulResolution {
+        do { return try bf16Matmul.resolve(bf16: usesBF16, capabilities: capabilities) } catch let e as BF16MatmulError {
+            throw TrainingError(e.description)
+        }
+    }
 }
 
 // MARK: - Field table (drives parsing, saving, validation messages and the dashboard's editor)
@@ -285,6 +299,7 @@ extension SFTConfig {
         intField("seed", .training, \.seed, "seed for initialisation, dropout and sampling"),
         optIntField("data_seed", .training, \.dataSeed, "seed for the sampler only (default: seed)"),
         optBoolField("bf16", .training, \.bf16, "bfloat16 matrix products with fp32 accumulation"),
+        enumField("bf16_matmul", .training, \.bf16Matmul, "SFTDeck: bf16 products: auto (sbgemm if the CPU+BLAS have it, else fp32) | sbgemm | emulate | fp32"),
         enumField("ga_loss_normalization", .training, \.gaLossNormalization, "SFTDeck: tokens (transformers 5) | mean (4.57) | legacy-sum (guide era)"),
         enumField("eval_strategy", .training, \.evalStrategy, "when to evaluate on the test split"),
         optDoubleField("eval_steps", .training, \.evalSteps, "evaluate every N steps (default: logging_steps)"),
@@ -317,7 +332,7 @@ extension SFTConfig {
         enumField("logging_strategy", .loggingAndSaving, \.loggingStrategy, "when to log"),
         doubleField("logging_steps", .loggingAndSaving, \.loggingSteps, "log every N steps (< 1: ratio of total)"),
         boolField("logging_first_step", .loggingAndSaving, \.loggingFirstStep, "also log step 1"),
-        ConfigField(key: "report_to", group: .loggingAndSaving, help: "tensorboard and/or none", choices: ["none", "tensorboard", "all"],
+        ConfigField(key: "report_to", group: .loggingAndSaving, help: "tensorboard (event files under output_dir/runs) or none (the JSONL log only)", choices: ["none", "tensorboard", "all"],
                     get: { .strings($0.reportTo) }, set: { c, v in
                         switch v {
                         case .strings(let a): c.reportTo = a
@@ -454,12 +469,11 @@ extension SFTConfig {
         if optim == "adamw_torch" { w.append("optim adamw_torch and adamw_torch_fused run the same AdamW update here") }
         if pushToHub { w.append("push_to_hub: SFTDeck never uploads; output_dir is ready for `hf upload`") }
         for r in reportTo where !["none", "tensorboard", "all"].contains(r) {
-            w.append("report_to '\(r)' is not available here; SFTDeck writes TensorBoard event files and a JSONL log")
+            w.append("report_to '\(r)' is not available here; SFTDeck reports to tensorboard (event files under output_dir/runs) and always writes output_dir/train_log.jsonl")
         }
-        if usesBF16 {
-            // Not silent: the guide's bf16 run differs from fp32 in its rounding points (reference-spec §4.9).
-            w.append("bf16: true runs in fp32 here: SFTDeck has no bfloat16 matrix path yet (cblas_sbgemm is not wired), so results equal bf16: false")
-        }
+        // Not silent: a bf16 run differs from fp32 in its rounding points (reference-spec §4.9), so the
+        // mode this machine gives is always stated; `bf16_matmul: sbgemm` that cannot run is an error.
+        if let m = try bf16MatmulResolution().message { w.append(m) }
         if attnImplementation != nil { w.append("attn_implementation is ignored: SFTDeck has one (eager-equivalent) attention") }
         return w
     }

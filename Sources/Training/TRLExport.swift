@@ -18,7 +18,7 @@ public enum TRLExport {
                 switch f.key {
                 case "shuffle":
                     if !c.shuffle { trl += "train_sampling_strategy: sequential  # SFTDeck shuffle: false\n" }
-                case "adapter_name_or_path", "label_masking", "ga_loss_normalization", "theme":
+                case "adapter_name_or_path", "label_masking", "ga_loss_normalization", "bf16_matmul", "theme":
                     if f.key == "adapter_name_or_path", let a = c.adapterNameOrPath { notes.append("adapter_name_or_path: \(a) (loaded by the script)") }
                     continue
                 default:

@@ -341,15 +341,9 @@ public final class Trainer {
     var optimizerDecayFlags: [Bool] { optimizer.decayFlags }
 
     private func restore(from dir: URL) throws {
-        let fm = FileManager.default
-        guard fm.fileExists(atPath: dir.appendingPathComponent("trainer_state.json").path) else {
-            throw TrainingError("\(dir.path): not a checkpoint (no trainer_state.json)")
-        }
+        try CheckpointFolder.requireResumable(dir)
         try model.loadTrainable(from: dir)
-        let optURL = dir.appendingPathComponent("optimizer.safetensors")
-        guard fm.fileExists(atPath: optURL.path) else {
-            throw TrainingError("\(dir.path): no optimizer.safetensors (saved with save_only_model?); cannot resume exactly")
-        }
+        let optURL = dir.appendingPathComponent(CheckpointFolder.optimizerFile)
         let (tensors, meta) = try SafetensorsFile.readF32WithMetadata(optURL)
         var m: [[Float]] = [], v: [[Float]] = []
         for p in model.trainableParameters {

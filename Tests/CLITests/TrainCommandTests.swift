@@ -79,6 +79,50 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/adapter_config.json").path))
     }
 
+    /// Multi-image through the binary: the MMIU-layout fixture (all.json + zips) with `sftdeck train --config
+    /// FILE --headless` reproduces every logged loss, grad_norm, entropy, mean_token_accuracy and num_tokens of
+    /// SFTTrainer (1e-4 relative on the floats; measured < 6e-7). The config leaves report_to at TRL's default
+    /// none: no event files, and `watch` / `plot` still read the run (train_log.jsonl, trainer_state.json).
+    func testHeadlessMMIURunMatchesSFTTrainerWithoutEventFiles() throws {
+        let sft = Self.toy.deletingLastPathComponent().appendingPathComponent("sft")
+        let dir = tmp("mmiu")
+        let data = dir.appendingPathComponent("dataset")
+        try FileManager.default.copyItem(at: sft.appendingPathComponent("mmiu/dataset"), to: data)
+        let yaml = try String(contentsOf: sft.appendingPathComponent("mmiu/sft.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "MODEL_DIR", with: sft.appendingPathComponent("llava/model").path)
+            .replacingOccurrences(of: "ADAPTER_DIR", with: sft.appendingPathComponent("llava/adapter_init").path)
+            .replacingOccurrences(of: "DATA_DIR", with: data.path)
+            .replacingOccurrences(of: "OUTPUT_DIR", with: dir.appendingPathComponent("out").path)
+        XCTAssertFalse(yaml.contains("report_to"))
+        let cfg = dir.appendingPathComponent("sft.yaml")
+        try yaml.write(to: cfg, atomically: true, encoding: .utf8)
+        let printed = try runSFTDeck(["train", "--config", cfg.path, "--headless"])
+        XCTAssertTrue(printed.contains("'entropy': '"), printed)
+        let out = dir.appendingPathComponent("out")
+        let lines = try String(contentsOf: out.appendingPathComponent("train_log.jsonl"), encoding: .utf8).split(separator: "\n")
+        let got = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let want = try JSONSerialization.jsonObject(with: Data(contentsOf: sft.appendingPathComponent("mmiu/log_history.json"))) as! [[String: Any]]
+        XCTAssertEqual(got.count, want.count)
+        XCTAssertEqual(want.filter { $0["entropy"] != nil }.count, 10)
+        for (g, w) in zip(got, want) {
+            XCTAssertEqual(g["step"] as? Int, w["step"] as? Int)
+            for k in ["loss", "grad_norm", "entropy", "mean_token_accuracy", "num_tokens", "learning_rate", "train_loss", "epoch"] {
+                guard let wv = (w[k] as? NSNumber)?.doubleValue else { continue }
+                let gv = try XCTUnwrap((g[k] as? NSNumber)?.doubleValue, "step \(w["step"]!) \(k)")
+                XCTAssertEqual(gv, wv, accuracy: k == "num_tokens" ? 0 : 1e-4 * abs(wv), "step \(w["step"]!) \(k)")
+            }
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("runs").path), "report_to none writes no event files")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("trainer_state.json").path))
+        // watch and plot read the run without event files.
+        let watched = try runSFTDeck(["watch", "--once", "--jsonl", out.path])
+        let events = try watched.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        XCTAssertEqual(events.filter { $0["event"] as? String == "log" }.count, 10, watched)
+        XCTAssertEqual(events.last?["event"] as? String, "finished", watched)
+        let png = dir.appendingPathComponent("curves.png").path
+        XCTAssertEqual(try runSFTDeck(["plot", out.path, "-o", png, "--size", "400x300"]), "wrote \(png): 1 run (out)\n")
+    }
+
     func testBadConfigIsOneLine() throws {
         let dir = tmp("bad")
         let cfg = try writeConfig(dir, extra: "learnig_rate: 0.1\n")

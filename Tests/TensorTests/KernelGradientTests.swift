@@ -132,6 +132,33 @@ final class KernelGradientTests: XCTestCase {
         }
     }
 
+    /// Gemma's MLP activation gelu_tanh(gate) ⊙ up: forward, both gradients, and the same values as the
+    /// ungated kernels (13 elements: three 4-lane steps and a 1-lane tail).
+    func testGeluTanhGated() {
+        let n = 13
+        let gate = Tensor(shape: [n], [-6, -3.1, -2, -1, -0.5, -0.01, 0, 0.02, 0.3, 1, 1.7, 3, 8])
+        let up = Tensor.randomNormal([n], seed: 44)
+        let out = Tensor(zeros: [n])
+        geluTanhGatedForward(out: out, gate: gate, up: up)
+        func f(_ g: [Double], _ u: [Double]) -> [Double] { zip(Ref.gelu(g), u).map(*) }
+        let gd = doubles(gate), ud = doubles(up)
+        assertClose(out, f(gd, ud), tol: Tol.forward, "gated gelu")
+        let w = doubles(Tensor.randomNormal([n], seed: 45))
+        let dgate = Tensor(zeros: [n]), dup = Tensor(shape: [n], repeating: 1)   // dup accumulates onto 1
+        geluTanhGatedBackward(dgate: dgate, dup: dup, dout: Tensor(shape: [n], doubles: w), gate: gate, up: up)
+        assertClose(dgate, finiteDifferenceGradient(gd) { weightedSum(f($0, ud), w) }, tol: Tol.backward, "gated gelu dgate")
+        assertClose(dup, finiteDifferenceGradient(ud) { weightedSum(f(gd, $0), w) }.map { $0 + 1 }, tol: Tol.backward, "gated gelu dup")
+        // the gate's activation is exactly geluTanhForward's, its derivative exactly geluTanhBackward's
+        let ones = Tensor(shape: [n], repeating: 1), plain = Tensor(zeros: [n]), gatedOnes = Tensor(zeros: [n])
+        geluTanhForward(out: plain, gate)
+        geluTanhGatedForward(out: gatedOnes, gate: gate, up: ones)
+        XCTAssertEqual(gatedOnes.toArray(), plain.toArray())
+        let dPlain = Tensor(zeros: [n]), dGated = Tensor(zeros: [n])
+        geluTanhBackward(dx: dPlain, dout: up, gate)
+        geluTanhGatedBackward(dgate: dGated, dup: nil, dout: up, gate: gate, up: ones)
+        XCTAssertEqual(dGated.toArray(), dPlain.toArray())
+    }
+
     func testDropoutSeededInvertedAndMaskReused() {
         let n = 50_000, p: Float = 0.25
         let x = Tensor(shape: [n], repeating: 2)

@@ -1,4 +1,5 @@
 import XCTest
+import Tensor
 @testable import Training
 
 final class ConfigTests: XCTestCase {
@@ -24,9 +25,12 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.gaLossNormalization, .tokens)
     }
 
-    func testBF16SaysItRunsInFP32() throws {
+    func testBF16SaysHowItRuns() throws {
+        // The default bf16_matmul: auto states what this machine does (BF16ConfigTests covers the policy).
         let on = try SFTConfig.parse(yaml: "bf16: true")
-        XCTAssertTrue(on.warnings.contains { $0.hasPrefix("bf16: true runs in fp32 here") }, "\(on.warnings)")
+        let expected = BF16Capabilities.current.nativeAvailable ? "bf16: matrix products in bfloat16 through cblas_sbgemm"
+            : "bf16: true runs the matrix products in fp32: "
+        XCTAssertTrue(on.warnings.contains { $0.hasPrefix(expected) }, "\(on.warnings)")
         let off = try SFTConfig.parse(yaml: "bf16: false")
         XCTAssertFalse(off.warnings.contains { $0.hasPrefix("bf16") }, "\(off.warnings)")
     }
@@ -115,7 +119,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(Set(SFTConfig.fields.map(\.group)), Set(ConfigGroup.allCases))
         XCTAssertEqual(SFTConfig.fields.count, Set(SFTConfig.fields.map(\.key)).count, "duplicate keys")
         // Every TRL key SFTDeck claims to honour is really one of TRL's (or SFTDeck's own).
-        let own: Set = ["adapter_name_or_path", "shuffle", "label_masking", "ga_loss_normalization", "theme"]
+        let own: Set = ["adapter_name_or_path", "shuffle", "label_masking", "ga_loss_normalization", "bf16_matmul", "theme"]
         for f in SFTConfig.fields where !own.contains(f.key) { XCTAssertTrue(SFTConfig.trlKeys.contains(f.key), f.key) }
         // The editor path: set a field from its text form.
         var d = SFTConfig()

@@ -62,6 +62,7 @@ final class CheckpointTests: XCTestCase {
         var c = toy.config
         c.outputDir = out.path
         c.saveStrategy = .steps; c.saveSteps = saveSteps; c.saveTotalLimit = limit
+        c.reportTo = ["tensorboard"]
         let t = try Trainer(config: c, model: toy.model, train: toy.train)
         t.writer = RunWriter(outputDir: out, runName: "test-run")
         return t
@@ -95,6 +96,32 @@ final class CheckpointTests: XCTestCase {
         }
         for (p, q) in zip(full.model.trainableParameters, resumed.model.trainableParameters) {
             XCTAssertEqual(Array(p.value), Array(q.value), p.name)
+        }
+    }
+
+    /// report_to decides whether TensorBoard event files exist, as the Trainer's callbacks do: none (TRL's
+    /// default) → no runs/ folder; tensorboard or all → event files. train_log.jsonl and the final
+    /// trainer_state.json hold the whole log_history either way.
+    func testReportToDecidesEventFiles() throws {
+        for (yaml, wantEvents) in [("none", false), ("tensorboard", true), ("all", true), ("[none]", false)] {
+            let out = tempDir("report-\(yaml.filter(\.isLetter))")
+            var toy = try TrainerParityTests.loadToy("default")
+            toy.config.reportTo = try SFTConfig.parse(yaml: "report_to: \(yaml)\n").config.reportTo
+            toy.config.outputDir = out.path; toy.config.saveStrategy = .no
+            let t = try Trainer(config: toy.config, model: toy.model, train: toy.train)
+            t.writer = RunWriter(outputDir: out, runName: "r")
+            try t.run()
+            let runs = out.appendingPathComponent("runs")
+            XCTAssertEqual(FileManager.default.fileExists(atPath: runs.path), wantEvents, "report_to: \(yaml)")
+            if wantEvents {
+                let tb = try TensorBoardReader(path: runs.appendingPathComponent("r"))
+                XCTAssertEqual(tb.series("train/loss").count, t.logHistory.filter { $0["loss"] != nil }.count, "report_to: \(yaml)")
+            }
+            let lines = try String(contentsOf: out.appendingPathComponent("train_log.jsonl"), encoding: .utf8).split(separator: "\n")
+            XCTAssertEqual(lines.count, t.logHistory.count, "report_to: \(yaml)")
+            let state = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("trainer_state.json"))) as? [String: Any])
+            XCTAssertEqual((state["log_history"] as? [Any])?.count, t.logHistory.count, "report_to: \(yaml)")
+            XCTAssertEqual(state["global_step"] as? Int, 12)
         }
     }
 

@@ -5,18 +5,28 @@ import Tensor
 /// The proof: TRL 1.16 `SFTTrainer` on a tiny Gemma 3 (fp32, eager, dropout 0, LoRA all-linear r=4 +
 /// modules_to_save, batch 2, GA 2, 20 steps, seeded shuffling, warmup + linear decay, clipping, step eval)
 /// against SFTDeck's trainer on the same checkpoint, initial adapter and rows
-/// (Scripts/fixtures/gen_training_sft.py). Runs with images and text-only.
+/// (Scripts/fixtures/gen_training_sft.py). Runs with images and text-only (pre-tokenized), and through the
+/// processor on a single-image parquet dataset (llava layout) and a multi-image MMIU-layout dataset.
 /// Tolerances: loss, grad_norm, eval_loss 1e-4 relative (fp32 through 20 AdamW steps); learning_rate and
-/// epoch 1e-12; num_tokens and total_flos exact; mean_token_accuracy 0.02 absolute (argmax near-ties).
+/// epoch 1e-12; num_tokens and total_flos exact; mean_token_accuracy 0.02 absolute (argmax near-ties);
+/// entropy and eval_entropy (TRL's per-micro-batch Σ entropy / valid targets, averaged per log) 1e-5 relative.
 final class SFTTrainerParityTests: XCTestCase {
     func run(_ kind: String) throws -> (Trainer, [[String: Any]]) {
         let sft = try fixtureURL("sft")
-        // "llava" has its own model + processor folder and a parquet dataset in the published layout.
-        let own = kind == "llava"
+        // "llava" (parquet, published layout) and "mmiu" (all.json + zips) go through the processor with
+        // llava/'s model + processor folder; "mm" / "text" are pre-tokenized rows on model/.
+        let own = kind == "llava" || kind == "mmiu"
+        var data = sft.appendingPathComponent(own ? "\(kind)/dataset" : kind)
+        if kind == "mmiu" {
+            // The MMIU reader extracts the zips next to the data: work on a copy, not the test bundle.
+            let copy = tempDir("sft-mmiu-data").appendingPathComponent("dataset")
+            try FileManager.default.copyItem(at: data, to: copy)
+            data = copy
+        }
         let yaml = try String(contentsOf: sft.appendingPathComponent("\(kind)/sft.yaml"), encoding: .utf8)
             .replacingOccurrences(of: "MODEL_DIR", with: sft.appendingPathComponent(own ? "llava/model" : "model").path)
             .replacingOccurrences(of: "ADAPTER_DIR", with: sft.appendingPathComponent(own ? "llava/adapter_init" : "adapter_init").path)
-            .replacingOccurrences(of: "DATA_DIR", with: sft.appendingPathComponent(own ? "llava/dataset" : kind).path)
+            .replacingOccurrences(of: "DATA_DIR", with: data.path)
             .replacingOccurrences(of: "OUTPUT_DIR", with: tempDir("sft-\(kind)").path) + (own ? "" : "dataset_test_split: eval\n")
         let cfg = try SFTConfig.parse(yaml: yaml).config
         let prepared = try RunSetup.prepare(cfg)
@@ -34,22 +44,21 @@ final class SFTTrainerParityTests: XCTestCase {
             XCTAssertEqual(g.step, w["step"] as? Int)
             for (k, any) in w where k != "step" {
                 guard let wv = jsonNumber(any) else { continue }
-                guard let gv = g[k] else {
-                    // TRL ≥ 0.22 logs `entropy`; module Models does not report it yet.
-                    if !k.hasSuffix("entropy") { XCTFail("\(kind) step \(g.step): missing \(k)") }
-                    continue
-                }
+                guard let gv = g[k] else { XCTFail("\(kind) step \(g.step): missing \(k)"); continue }
                 let tol: Double
                 switch k {
                 case "learning_rate", "epoch": tol = 1e-12 * max(1, abs(wv))
                 case "num_tokens", "eval_num_tokens": tol = 0
                 case "total_flos": tol = 1e-9 * abs(wv)
                 case "mean_token_accuracy", "eval_mean_token_accuracy": tol = 0.02
+                case "entropy", "eval_entropy": tol = 1e-5 * abs(wv)
                 default: tol = 1e-4 * abs(wv)
                 }
                 XCTAssertEqual(gv, wv, accuracy: tol, "\(kind) step \(g.step) \(k)")
-                if ["loss", "grad_norm", "eval_loss", "train_loss"].contains(k) {
+                if ["loss", "grad_norm", "eval_loss", "train_loss", "entropy", "eval_entropy"].contains(k) {
                     worst[k] = max(worst[k] ?? 0, abs(gv - wv) / abs(wv))
+                } else if k.hasSuffix("mean_token_accuracy") {
+                    worst[k + " (abs)"] = max(worst[k + " (abs)"] ?? 0, abs(gv - wv))
                 }
             }
         }
@@ -75,6 +84,16 @@ final class SFTTrainerParityTests: XCTestCase {
     /// Through the real pipeline: parquet rows (llava-instruct-mix-vsft layout) → chat template →
     /// tokenizer → image processor → guide collate_fn labels (module Datasets) → Gemma 3 → trainer.
     func testParquetThroughProcessorMatchesSFTTrainer() throws { try compare("llava") }
+
+    /// Multi-image, through the real pipeline: MMIU layout (all.json + one zip per category, one image
+    /// reference that is in no zip) → extraction → the guide's format_data (system context, user images +
+    /// question, assistant output; the unreadable image skipped) → processor → guide collate_fn labels →
+    /// Gemma 3 → trainer; 20 steps, batch 2, GA 2, logging every 2 steps.
+    func testMMIULayoutThroughProcessorMatchesSFTTrainer() throws {
+        try compare("mmiu")
+        let want = try XCTUnwrap(PythonJSON.parse(Data(contentsOf: try fixtureURL("sft/mmiu/log_history.json"))) as? [[String: Any]])
+        XCTAssertEqual(want.filter { $0["loss"] != nil }.count, 10, "the fixture logs every 2 of 20 steps")
+    }
 }
 
 /// Resume and QLoRA on the tiny Gemma 3.
@@ -137,6 +156,28 @@ final class GemmaRunTests: XCTestCase {
         let first = try XCTUnwrap(jsonNumber(ref[0]["loss"]))
         XCTAssertEqual(losses[0], first, accuracy: 0.05 * first)
         XCTAssertNotEqual(losses[0], first)
+    }
+
+    /// TRL's `entropy` reaches every output: log_history / trainer_state.json, train_log.jsonl and
+    /// TensorBoard's `train/entropy` (eval_entropy as `eval/entropy`).
+    func testEntropyIsLoggedEverywhere() throws {
+        let out = tempDir("gemma-entropy")
+        let t = try trainer(config("text", out: out) { $0.maxSteps = 4; $0.evalSteps = 4; $0.reportTo = ["tensorboard"] })
+        try t.run()
+        let logged = t.logHistory.filter { $0["loss"] != nil }
+        XCTAssertEqual(logged.count, 2)
+        let entropies = logged.compactMap { $0["entropy"] }
+        XCTAssertEqual(entropies.count, 2)
+        XCTAssertTrue(entropies.allSatisfy { $0 > 0 && $0 < log(320.0) }, "\(entropies)")
+        let tb = try TensorBoardReader(path: out.appendingPathComponent("runs/r"))
+        XCTAssertEqual(tb.series("train/entropy").map(\.value), entropies.map { Double(Float($0)) })
+        XCTAssertEqual(tb.series("eval/entropy").count, 1)
+        let lines = try String(contentsOf: out.appendingPathComponent("train_log.jsonl"), encoding: .utf8).split(separator: "\n")
+        let fromJSONL = try lines.compactMap { try (PythonJSON.parse(Data($0.utf8)) as? [String: Any])?["entropy"] }.compactMap(jsonNumber)
+        XCTAssertEqual(fromJSONL, entropies)
+        let state = try XCTUnwrap(PythonJSON.parse(Data(contentsOf: out.appendingPathComponent("trainer_state.json"))) as? [String: Any])
+        let hist = try XCTUnwrap(state["log_history"] as? [[String: Any]])
+        XCTAssertEqual(hist.compactMap { jsonNumber($0["entropy"]) }, entropies)
     }
 
     /// gradient_checkpointing recomputes activations in backward: same numbers as without it.

@@ -2,7 +2,7 @@ import Foundation
 import Training
 
 /// `watch`: follows a run's TensorBoard event files (any run: SFTDeck's, or one TRL writes
-/// elsewhere) and replays them as engine events, so the dashboard and the headless printer show
+/// elsewhere) — or SFTDeck's train_log.jsonl when the run reports to none — and replays them as engine events, so the dashboard and the headless printer show
 /// it like a live run. Controls are refused: the run belongs to another process.
 public final class EventFileFollower: EngineControl, @unchecked Sendable {
     public let logDir: String
@@ -38,18 +38,10 @@ public final class EventFileFollower: EngineControl, @unchecked Sendable {
     /// finished (the Trainer's final `train_runtime` record is in the files).
     @discardableResult
     public func poll() throws -> Bool {
-        let files = Self.eventFiles(logDir)
-        guard !files.isEmpty else {
+        guard let byStep = try readPoints() else {
             if !FileManager.default.fileExists(atPath: logDir) { throw DashboardError("\(logDir): no such folder") }
             return false
         }
-        var scalars: [String: [TensorBoardReader.ScalarPoint]] = [:]
-        for f in files {
-            let r = try TensorBoardReader(path: URL(fileURLWithPath: f))
-            for t in r.tags { scalars[RunsScanner.shortTag(t), default: []] += r.series(t) }
-        }
-        var byStep: [Int: [(String, TensorBoardReader.ScalarPoint)]] = [:]
-        for (tag, pts) in scalars { for p in pts { byStep[p.step, default: []].append((tag, p)) } }
         let steps = byStep.keys.sorted()
         if !started {
             started = true
@@ -63,8 +55,8 @@ public final class EventFileFollower: EngineControl, @unchecked Sendable {
         var finished = false
         for step in steps where step > emittedUpTo {
             let entries = byStep[step]!
-            let values = Dictionary(entries.map { ($0.0, $0.1.value) }, uniquingKeysWith: { _, b in b })
-            let wall = entries.map(\.1.wallTime).max() ?? 0
+            let values = Dictionary(entries.map { ($0.tag, $0.value) }, uniquingKeysWith: { _, b in b })
+            let wall = entries.map(\.wall).max() ?? 0
             if firstWall == nil { firstWall = wall }
             if let loss = values["loss"] {
                 let tokens = Int(values["num_tokens"] ?? 0)
@@ -89,6 +81,45 @@ public final class EventFileFollower: EngineControl, @unchecked Sendable {
         }
         if finished { lock.lock(); _state = .finished; lock.unlock() }
         return finished
+    }
+
+    /// One logged value under its short tag ("loss", "eval/loss", "train_runtime"), with its wall time.
+    typealias Point = (tag: String, value: Double, wall: Double)
+
+    /// What the run has logged so far, by step: from its TensorBoard event files, or — a run with
+    /// report_to none — from its `train_log.jsonl`. nil when neither exists yet.
+    func readPoints() throws -> [Int: [Point]]? {
+        var byStep: [Int: [Point]] = [:]
+        let files = logDir.hasSuffix(".jsonl") ? [] : Self.eventFiles(logDir)
+        if !files.isEmpty {
+            for f in files {
+                let r = try TensorBoardReader(path: URL(fileURLWithPath: f))
+                for t in r.tags {
+                    let tag = RunsScanner.shortTag(t)
+                    for p in r.series(t) { byStep[p.step, default: []].append((tag, p.value, p.wallTime)) }
+                }
+            }
+            return byStep
+        }
+        guard let log = Self.trainLog(logDir) else { return nil }
+        for r in try RunsScanner.readTrainLog(log) {
+            guard let step = (r["step"] as? NSNumber)?.intValue else { continue }
+            let wall = (r["time"] as? NSNumber)?.doubleValue ?? 0
+            for (k, v) in r where k != "step" && k != "time" {
+                guard let n = v as? NSNumber else { continue }
+                // The TensorBoard callback's names: eval_loss → eval/loss; train metrics keep their key.
+                byStep[step, default: []].append((k.hasPrefix("eval_") ? "eval/" + k.dropFirst(5) : k, n.doubleValue, wall))
+            }
+        }
+        return byStep
+    }
+
+    /// The JSONL log to follow: LOGDIR itself (a .jsonl file) or LOGDIR/train_log.jsonl.
+    static func trainLog(_ dir: String) -> String? {
+        let fm = FileManager.default
+        if dir.hasSuffix(".jsonl") { return fm.fileExists(atPath: dir) ? dir : nil }
+        let p = dir + "/train_log.jsonl"
+        return fm.fileExists(atPath: p) ? p : nil
     }
 
     /// Keys in the order the HF Trainer logs them: loss, grad_norm, learning_rate, the rest, epoch.

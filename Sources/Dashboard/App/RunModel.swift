@@ -60,5 +60,16 @@ public struct RunModel: Sendable {
         let raw = steps.map(\.loss)
         return zip(steps, TensorBoardSmoothing.smooth(raw, weight: smoothing)).map { (Double($0.step), $1) }
     }
+    /// The newest logged value of a train metric (TRL's `entropy`, `mean_token_accuracy`), nil before one is logged.
+    public func latestLogged(_ key: String) -> Double? {
+        logs.last { $0[key] != nil }?[key]
+    }
+    /// "entropy 2.314  accuracy 0.412" from the newest log record, for the Loss pane's header.
+    public var tokenMetricsSummary: String? {
+        let parts = [("entropy", "entropy"), ("mean_token_accuracy", "accuracy")].compactMap { key, label in
+            latestLogged(key).map { String(format: "\(label) %.3f", $0) }
+        }
+        return parts.isEmpty ? nil : parts.joined(separator: "  ")
+    }
     public var isActive: Bool { state == .running || state == .paused || state == .stopping }
 }

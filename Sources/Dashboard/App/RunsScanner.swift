@@ -1,8 +1,10 @@
 import Foundation
+import Training
 
 /// Finds runs under output folders: a folder with `trainer_state.json` (its own or its newest
 /// `checkpoint-N/`), or TensorBoard event files (`events.out.tfevents.*`, in the folder or in a
-/// `runs/` subfolder, as the HF Trainer writes them — including runs made by TRL elsewhere).
+/// `runs/` subfolder, as the HF Trainer writes them — including runs made by TRL elsewhere), or
+/// SFTDeck's `train_log.jsonl` (a run with report_to none).
 public struct RunsScanner {
     /// Reads the scalars of one event file as tag → points (Training's TensorBoard reader).
     public typealias EventFileReader = (String) throws -> [String: [RunSummary.Point]]
@@ -45,7 +47,38 @@ public struct RunsScanner {
             let last = Int(scalars.values.compactMap { $0.last?.step }.max() ?? 0)
             return RunSummary(name: name, path: dir, source: "tfevents", globalStep: last, maxSteps: last, scalars: scalars)
         }
+        // A run with report_to none that has not saved yet: only SFTDeck's JSONL log is there.
+        let log = dir + "/train_log.jsonl"
+        if FileManager.default.fileExists(atPath: log), let records = try? Self.readTrainLog(log), !records.isEmpty {
+            var scalars: [String: [RunSummary.Point]] = [:]
+            for r in records {
+                guard let step = (r["step"] as? NSNumber)?.doubleValue else { continue }
+                for (k, v) in r where k != "step" && k != "time" {
+                    if let n = v as? NSNumber { scalars[k, default: []].append(RunSummary.Point(step: step, value: n.doubleValue)) }
+                }
+            }
+            let last = records.compactMap { ($0["step"] as? NSNumber)?.intValue }.max() ?? 0
+            return RunSummary(name: name, path: dir, source: "train_log.jsonl", globalStep: last, maxSteps: last, scalars: scalars)
+        }
         return nil
+    }
+
+    /// `train_log.jsonl` as SFTDeck's RunWriter writes it: one log_history dict per line (with "step" and
+    /// the wall-clock "time"). A last line without its newline is a record still being written and is left
+    /// for the next read; any other line that is not a JSON object is an error naming the file and line.
+    public static func readTrainLog(_ path: String) throws -> [[String: Any]] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw DashboardError("\(path): cannot read the file") }
+        let text = String(decoding: data, as: UTF8.self)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        if let lastLine = lines.last, !text.hasSuffix("\n") || lastLine.isEmpty { lines.removeLast() }
+        var out: [[String: Any]] = []
+        for (i, line) in lines.enumerated() where !line.allSatisfy(\.isWhitespace) {
+            guard let obj = try? PythonJSON.parse(Data(line.utf8)) as? [String: Any] else {
+                throw DashboardError("\(path): line \(i + 1) is not a JSON object (expected one log record per line)")
+            }
+            out.append(obj)
+        }
+        return out
     }
 
     /// "train/loss" → "loss" (the HF Trainer's TensorBoard callback prefixes train/ and eval/;
@@ -87,7 +120,7 @@ public struct RunsScanner {
     /// `log_history` (one dict per log, each with `step`).
     public static func readTrainerState(_ path: String, name: String, runPath: String) throws -> RunSummary {
         guard let data = FileManager.default.contents(atPath: path) else { throw DashboardError("\(path): cannot read the file") }
-        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let obj = try? PythonJSON.parse(data) as? [String: Any] else {
             throw DashboardError("\(path): not a JSON object (expected the HF Trainer's trainer_state.json)")
         }
         guard let history = obj["log_history"] as? [[String: Any]] else { throw DashboardError("\(path): no log_history list") }

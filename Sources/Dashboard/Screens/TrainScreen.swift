@@ -8,7 +8,8 @@ public struct TrainState: Sendable {
     public init() {}
 }
 
-/// Live charts (loss raw + smoothed, learning rate, grad norm), the progress bar and the log.
+/// Live charts (loss raw + smoothed, learning rate, grad norm), the newest entropy and token accuracy in
+/// the Loss pane's header, the progress bar and the log.
 public enum TrainScreen {
     public static let bindings: [KeyBinding] = [
         KeyBinding([.char("s")], "start training", status: true),
@@ -43,7 +44,7 @@ public enum TrainScreen {
             let halves = rr.columns(2); lrRect = halves[0]; gnRect = halves[1]
         }
         let lossInner = Frame.draw(&buf, lossRect, title: "Loss", focused: s.focus == .charts, ctx: ctx,
-                                   right: String(format: "smoothing %.2f", m.smoothing))
+                                   right: (m.tokenMetricsSummary.map { $0 + "  " } ?? "") + String(format: "smoothing %.2f", m.smoothing))
         LineChart(title: "", series: [
             ChartSeries(name: "raw", points: m.lossRaw, color: theme.chartLoss),
             ChartSeries(name: "smoothed", points: m.lossSmoothed, color: theme.chartLossSmoothed),

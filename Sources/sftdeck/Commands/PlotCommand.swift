@@ -8,7 +8,8 @@ struct PlotCommand: ParsableCommand {
         abstract: "Render training curves (loss, learning rate, grad norm) to a PNG.",
         discussion: """
         Each LOGDIR is a run folder (trainer_state.json or TensorBoard event files, searched in it and \
-        its runs/ and checkpoint-N/ subfolders) or a folder of such runs; several runs are overlaid.
+        its runs/ and checkpoint-N/ subfolders, else its train_log.jsonl) or a folder of such runs; several \
+        runs are overlaid.
         """)
 
     @Argument(help: "Run folders (or folders of runs).")
@@ -41,7 +42,7 @@ struct PlotCommand: ParsableCommand {
             guard FileManager.default.fileExists(atPath: d) else { throw failure("\(d): no such folder", code: 2) }
             if let r = scanner.load(d) { runs.append(r) } else { runs += scanner.scan(roots: [d]) }
         }
-        guard !runs.isEmpty else { throw CLIError("\(logdirs.joined(separator: ", ")): no trainer_state.json or TensorBoard event files found") }
+        guard !runs.isEmpty else { throw CLIError("\(logdirs.joined(separator: ", ")): no trainer_state.json, TensorBoard event files or train_log.jsonl found") }
         let (t, err) = Theme.load(theme)
         if let err { FileHandle.standardError.write(Data((err + "\n").utf8)) }
         let plot = CurvePlot(runs: runs, smoothing: smoothing, theme: t)

@@ -9,8 +9,8 @@ struct TrainCommand: ParsableCommand {
         abstract: "Fine-tune with SFT from a YAML config in TRL's keys (the dashboard unless --headless).",
         discussion: """
         The config uses `trl sft --config` keys with TRL's defaults (see sample-configs/). Outputs land in \
-        output_dir like the HF Trainer's: checkpoint-N/, runs/<date>_<host>/ TensorBoard events, \
-        train_log.jsonl, README.md. Ctrl-C stops after saving a checkpoint; resume_from_checkpoint: true \
+        output_dir like the HF Trainer's: checkpoint-N/, train_log.jsonl, trainer_state.json, README.md, \
+        and runs/<date>_<host>/ TensorBoard events when report_to is tensorboard or all (TRL's default none writes none). Ctrl-C stops after saving a checkpoint; resume_from_checkpoint: true \
         continues from the latest one. Exit status: 0 finished, 1 failed, 2 bad config, 130 stopped early.
         """)
 
@@ -20,16 +20,23 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .long, help: "With --headless: one JSON object per engine event.") var jsonl = false
     @Option(name: .long, help: "Override output_dir.") var outputDir: String?
     @Option(name: .long, help: "Override max_steps.") var maxSteps: Int?
+    @Flag(name: .long, help: "Print start-up phase timings (wall and CPU seconds) to stderr, up to the first optimizer step (also SFTDECK_PROFILE_STARTUP=1).")
+    var profileStartup = false
 
     func run() throws {
+        if profileStartup { StartupProfile.enabled = true }
+        StartupProfile.mark("arguments parsed")
         let loaded: ConfigLoadResult
         do { loaded = try SFTConfig.load(path: config) } catch { throw CLIError("\(error)", exitCode: 2) }
         var cfg = loaded.config
         if let outputDir { cfg.outputDir = outputDir }
         if let maxSteps { cfg.maxSteps = maxSteps }
         for w in loaded.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+        StartupProfile.mark("YAML config parsed")
         let engine: TrainingEngine
         do { engine = try TrainingRun.makeEngine(config: cfg) } catch { throw CLIError("\(error)", exitCode: 2) }
+
+        if StartupProfile.enabled { engine.addObserver(StepMarker()) }
 
         let interactive = isatty(STDOUT_FILENO) != 0 && isatty(STDIN_FILENO) != 0
         if headless || jsonl || !interactive {
@@ -45,5 +52,12 @@ struct TrainCommand: ParsableCommand {
         do { try TerminalLoop.run(app) } catch { throw CLIError("\(error)") }
         engine.wait()
         if let code = [RunState.failed: Int32(1), .stopped: 130][engine.state] { throw ExitCode(code) }
+    }
+}
+
+/// Marks the end of every optimizer step for `--profile-startup` (the benchmark reads tokens/s from them).
+private final class StepMarker: EngineObserver, @unchecked Sendable {
+    func engine(didEmit event: EngineEvent) {
+        if case .step(let m) = event { StartupProfile.mark("optimizer step \(m.step)") }
     }
 }

@@ -7,12 +7,13 @@ struct WatchCommand: ParsableCommand {
         commandName: "watch",
         abstract: "Follow a run's TensorBoard event files live (any run, including one TRL writes elsewhere).",
         discussion: """
-        LOGDIR is a run's output folder, its runs/ folder or an event file. The Train screen shows the \
+        LOGDIR is a run's output folder, its runs/ folder or an event file; a run without event files \
+        (report_to: none) is followed through its train_log.jsonl. The Train screen shows the \
         curves as they grow; without a terminal (or with --headless) one log dict per logged step is \
         printed. Exit status: 0 when the run finished, 1 on unreadable files, 130 on Ctrl-C.
         """)
 
-    @Argument(help: "Run folder or event file to follow.")
+    @Argument(help: "Run folder, event file or train_log.jsonl to follow.")
     var logdir: String
 
     @Option(name: .long, help: "Seconds between reads of the event files.")
