@@ -6,7 +6,7 @@ import Tensor
 print("sftdeck-bench: OpenBLAS core \(BLASRuntime.coreName)")
 let suite = CommandLine.arguments.dropFirst().first ?? ""
 let suiteArgs = Array(CommandLine.arguments.dropFirst(2))
-let suites = ["tensor", "quant", "tokenizer", "parquet", "pipeline", "model", "model-4b-memory", "train", "train-gemma", "train-gemma-memory", "bf16"]
+let suites = ["tensor", "quant", "tokenizer", "parquet", "pipeline", "model", "model-4b-memory", "qlora-4b-memory", "train", "train-gemma", "train-gemma-memory", "bf16"]
 
 do {
     switch suite {
@@ -17,6 +17,7 @@ do {
     case "pipeline": try runPipelineBench(suiteArgs)
     case "model": try ModelBench.run(arguments: suiteArgs)
     case "model-4b-memory": try Model4BMemoryBench.run()
+    case "qlora-4b-memory": try runQLoRA4BMemoryBench()
     case "train": runTrainBench()
     case "train-gemma": runTrainGemmaBench(suiteArgs)
     case "train-gemma-memory": runTrainGemmaMemoryBench(suiteArgs)

@@ -106,8 +106,8 @@ final class ParquetShardStore: RowStore {
         }
         return (lo, i - starts[lo])
     }
-    /// The shard read last: only it keeps a decoded row group, so memory stays at one group however
-    /// many shards a shuffled pass visits.
+    /// The shard read last: only it keeps decoded pages, so memory stays at one shard's page cache
+    /// however many shards a shuffled pass visits.
     private var lastShard = -1
     func raw(_ i: Int, fields: [String]?) throws -> RowValue {
         let (k, r) = locate(i)

@@ -56,8 +56,9 @@ final class DecodedLeafColumn {
     /// Appends the levels and values of one data page (v1 or v2; `body` still compressed). Returns false
     /// for pages that hold no values (index pages, unknown kinds), which are skipped.
     @discardableResult
+    /// `decompressedV1`: the body of a v1 page already decompressed (the page-map scan keeps it).
     func appendDataPage(header: PageHeader, body: UnsafeRawBufferPointer, meta: ColumnMetaData, dictionary: LeafValueStore?,
-                        typeLength: Int, scratch: inout [UInt32]) throws -> Bool {
+                        typeLength: Int, scratch: inout [UInt32], decompressedV1: [UInt8]? = nil) throws -> Bool {
         let uncompressed = Int(header.uncompressedSize)
         if meta.totalUncompressedSize > 0, uncompressed > meta.totalUncompressedSize {
             throw ParquetDecodeError("page claims \(uncompressed) bytes, more than its whole column (\(meta.totalUncompressedSize))")
@@ -69,7 +70,7 @@ final class DecodedLeafColumn {
             throw ParquetDecodeError("a second dictionary page inside the column chunk")
         case .dataPage:
             guard let dh = header.dataPage else { throw ParquetDecodeError("data page without its header") }
-            let data = try decompress(body, codec: meta.codec, uncompressedSize: uncompressed)
+            let data = try decompressedV1 ?? decompress(body, codec: meta.codec, uncompressedSize: uncompressed)
             let n = Int(dh.numValues)
             guard n >= 0, n <= slotsLeft else { throw ParquetDecodeError("data page holds more values than its column") }
             guard n <= maxValuesPerPage else { throw ParquetDecodeError("data page claims \(n) values (limit \(maxValuesPerPage))") }

@@ -135,10 +135,11 @@ public final class ParquetFile {
         }
     }
 
-    /// Drops the decoded pages (their memory), e.g. when a reader moves on to another shard.
+    /// Drops the decoded pages (their memory), e.g. when a reader moves on to another shard. The page
+    /// maps stay: a few integers per page, and rebuilding one can mean decompressing a whole chunk (v1
+    /// pages of a repeated column without a page index).
     public func releaseCache() {
         pageCache.removeAll()
-        pageMaps = [:]
     }
 
     /// Decoded page runs and dictionaries held now, and their bytes (for tests and the inspector).

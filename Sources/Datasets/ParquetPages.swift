@@ -61,10 +61,14 @@ final class ParquetPageCache {
     enum Key: Hashable {
         case run(group: Int, leaf: Int, first: Int, last: Int)
         case dictionary(group: Int, leaf: Int)
+        /// A v1 page the page-map scan decompressed (to count its rows): kept so decoding it next is
+        /// not a second decompression.
+        case page(group: Int, leaf: Int, page: Int)
     }
     enum Item {
         case run(DecodedLeafColumn)
         case dictionary(LeafValueStore)
+        case page(PageHeader, [UInt8])
     }
     private var items: [Key: (item: Item, bytes: Int, tick: Int)] = [:]
     private var tick = 0
@@ -99,6 +103,10 @@ final class ParquetPageCache {
         }
     }
 
+    func remove(_ key: Key) {
+        if let e = items.removeValue(forKey: key) { bytes -= e.bytes }
+    }
+
     func removeAll() {
         items = [:]
         bytes = 0
@@ -108,7 +116,9 @@ final class ParquetPageCache {
 extension ParquetFile {
     /// Builds the page map of a column chunk from its OffsetIndex when present (and `useOffsetIndex`),
     /// else from page headers.
-    func buildPageMap(group: Int, leaf: Int, useOffsetIndex: Bool = true) throws -> ColumnChunkPages {
+    /// `keepPages` receives the v1 pages the scan decompresses (index, header, decompressed body).
+    func buildPageMap(group: Int, leaf: Int, useOffsetIndex: Bool = true,
+                      keepPages: ((Int, PageHeader, [UInt8]) -> Void)? = nil) throws -> ColumnChunkPages {
         let rg = metadata.rowGroups[group]
         let cc = rg.columns[leaf]
         let m = cc.meta
@@ -146,6 +156,9 @@ extension ParquetFile {
                     let body = try readBytes(at: pos + headerLength, count: Int(header.compressedSize))
                     let data = try body.withUnsafeBytes {
                         try decompress($0, codec: m.codec, uncompressedSize: Int(header.uncompressedSize))
+                    }
+                    if let keep = keepPages {
+                        keep(map.pages.count, header, data)
                     }
                     (started, begins) = try data.withUnsafeBytes { buf in
                         let len = try v1LevelStreamLength(buf, at: 0, encoding: dh.repEncoding)
@@ -227,9 +240,11 @@ extension ParquetFile {
     }
 
     /// Reads one page header at `offset` without its body: a small window first, widened while the
-    /// header (statistics can make it long) runs past it, never past `limit`.
+    /// header does not parse in it (pyarrow's page statistics hold up to 4 KiB min and max values, and a
+    /// cut-off binary field reads as malformed, not only as truncated), never past `limit`.
     func readPageHeader(at offset: Int, limit: Int) throws -> (PageHeader, Int) {
-        var window = min(1024, limit - offset)
+        let most = min(limit - offset, 1 << 24)
+        var window = min(1024, most)
         while true {
             guard window > 0 else { throw ParquetDecodeError("page header at file byte \(offset) lies past the column chunk") }
             let bytes = try readBytes(at: offset, count: window)
@@ -239,8 +254,8 @@ extension ParquetFile {
                     let h = try PageHeader(thrift: try r.readStruct())
                     return (h, r.position)
                 }
-            } catch ThriftError.truncated where window < limit - offset && window < 1 << 24 {
-                window = min(window * 8, limit - offset)
+            } catch where window < most {
+                window = min(window * 8, most)
             } catch {
                 throw ParquetDecodeError("bad page header at file byte \(offset): \(error)")
             }
@@ -271,7 +286,11 @@ extension ParquetFile {
     func decodedRun(group: Int, leaf: Int, row r: Int) throws -> (DecodedLeafColumn, Int) {
         let map: ColumnChunkPages
         if let cached = pageMaps[PageMapKey(group: group, leaf: leaf)] { map = cached } else {
-            map = try buildPageMap(group: group, leaf: leaf)
+            // The scan's decompressed pages go to the cache, least recent first out: the row's own
+            // pages, scanned last, are then decoded without decompressing them again.
+            map = try buildPageMap(group: group, leaf: leaf) { k, header, data in
+                self.pageCache.put(.page(group: group, leaf: leaf, page: k), .page(header, data), bytes: data.count)
+            }
             pageMaps[PageMapKey(group: group, leaf: leaf)] = map
         }
         guard let span = map.span(ofRow: r) else { throw ParquetDecodeError("no page begins row \(r)") }
@@ -282,22 +301,27 @@ extension ParquetFile {
         let m = metadata.rowGroups[group].columns[leaf].meta
         let dictionary = try self.dictionary(group: group, leaf: leaf, map: map)
         let typeLength = Int(schema.nodes[schema.leaves[leaf]].typeLength ?? 0)
-        let runStart = map.pages[span.first].offset
-        let runEnd = map.pages[span.last].offset + map.pages[span.last].length
-        let bytes = try readBytes(at: runStart, count: runEnd - runStart)
         let col = try DecodedLeafColumn.empty(meta: m, schema: schema, leaf: leaf)
         var scratch: [UInt32] = []
-        try bytes.withUnsafeBytes { buf in
-            for p in span.first...span.last {
-                let at = map.pages[p].offset - runStart
-                var reader = ThriftCompactReader(buf, position: at)
+        for p in span.first...span.last {
+            let pageKey = ParquetPageCache.Key.page(group: group, leaf: leaf, page: p)
+            if case .page(let header, let data)? = pageCache.get(pageKey) {
+                try data.withUnsafeBytes { empty in
+                    _ = try col.appendDataPage(header: header, body: UnsafeRawBufferPointer(rebasing: empty[0..<0]), meta: m,
+                                               dictionary: dictionary, typeLength: typeLength, scratch: &scratch, decompressedV1: data)
+                }
+                pageCache.remove(pageKey)   // decoded now: the run holds its values
+                continue
+            }
+            let bytes = try readBytes(at: map.pages[p].offset, count: map.pages[p].length)
+            try bytes.withUnsafeBytes { buf in
+                var reader = ThriftCompactReader(buf)
                 let header: PageHeader
                 do { header = try PageHeader(thrift: try reader.readStruct()) } catch {
                     throw ParquetDecodeError("bad page header at file byte \(map.pages[p].offset): \(error)")
                 }
                 let bodyStart = reader.position
-                let pageEnd = at + map.pages[p].length
-                guard header.compressedSize >= 0, Int(header.compressedSize) <= pageEnd - bodyStart else {
+                guard header.compressedSize >= 0, Int(header.compressedSize) <= buf.count - bodyStart else {
                     throw ParquetDecodeError("page of \(header.compressedSize) bytes runs past its page location")
                 }
                 let body = UnsafeRawBufferPointer(rebasing: buf[bodyStart..<(bodyStart + Int(header.compressedSize))])

@@ -1,4 +1,5 @@
 import Foundation
+import Tokenizers
 
 /// JSON text as Python's `json.dumps(obj, indent=2, sort_keys=True)` writes it (what the Trainer uses for
 /// trainer_state.json): floats in shortest round-trip form (repr), NaN/Infinity literals, ints as ints.
@@ -10,36 +11,12 @@ public enum PythonJSON {
         return out
     }
 
-    /// A float as Python's json.dumps writes it (repr digits, NaN/Infinity).
-    public static func double(_ d: Double) -> String {
-        if d.isNaN { return "NaN" }
-        if d.isInfinite { return d > 0 ? "Infinity" : "-Infinity" }
-        if d == d.rounded(), abs(d) < 1e16 { return String(format: "%.1f", d) }
-        return "\(d)"   // Swift's description is the shortest round-trip digits, like repr
-    }
+    /// A float as Python's json.dumps writes it (repr digits, NaN/Infinity): Tokenizers' PythonJSONText,
+    /// the project's one JSON scalar writer (shared with the chat templates' tojson).
+    public static func double(_ d: Double) -> String { PythonJSONText.double(d) }
 
     /// A string as Python's json.dumps writes it (ensure_ascii).
-    public static func string(_ s: String) -> String {
-        var o = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": o += "\\\""
-            case "\\": o += "\\\\"
-            case "\n": o += "\\n"
-            case "\r": o += "\\r"
-            case "\t": o += "\\t"
-            default:
-                if u.value < 0x20 || u.value > 0x7E {
-                    // ensure_ascii=True: \uXXXX (surrogate pairs above the BMP)
-                    if u.value > 0xFFFF {
-                        let v = u.value - 0x10000
-                        o += String(format: "\\u%04x\\u%04x", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF))
-                    } else { o += String(format: "\\u%04x", u.value) }
-                } else { o.unicodeScalars.append(u) }
-            }
-        }
-        return o + "\""
-    }
+    public static func string(_ s: String) -> String { PythonJSONText.string(s, ensureASCII: true) }
 
     private static func write(_ v: Any, indent: Int?, level: Int, sortKeys: Bool, into o: inout String) {
         let nl = indent.map { "\n" + String(repeating: " ", count: $0 * (level + 1)) } ?? ""

@@ -6,7 +6,8 @@ import XCTest
 /// (gen_parquet.py); every row of each multi-page fixture is compared in shuffled order.
 final class ParquetPageReadTests: XCTestCase {
     let multiPage = ["llava_pages_index_v1", "llava_pages_noindex_v1", "llava_pages_index_v2", "types_pages_index_v1",
-                     "llava_smallpages_v1", "llava_smallpages_v2", "types_v1_gzip_smallpages", "llava_dict_fallback"]
+                     "llava_smallpages_v1", "llava_smallpages_v2", "types_v1_gzip_smallpages", "llava_dict_fallback",
+                     "binary_stats_pages"]
 
     private func shuffled(_ n: Int, seed: UInt64) -> [Int] {
         var order = Array(0..<n)

@@ -43,7 +43,7 @@ final class ParquetReaderTests: XCTestCase {
         "llava_none", "llava_snappy", "llava_gzip", "llava_zstd", "llava_v2_nodict_snappy", "llava_v2_dict_zstd",
         "llava_smallpages_v1", "llava_smallpages_v2", "types_v1_snappy", "types_v2_zstd_nodict", "types_v1_gzip_smallpages",
         "encodings_v1", "encodings_v2_zstd", "llava_dict_fallback",
-        "llava_pages_index_v1", "llava_pages_noindex_v1", "llava_pages_index_v2", "types_pages_index_v1",
+        "llava_pages_index_v1", "llava_pages_noindex_v1", "llava_pages_index_v2", "types_pages_index_v1", "binary_stats_pages",
     ]
 
     /// Every row of every pyarrow-written fixture equals pyarrow's own reading, exactly (floats bit-exact).

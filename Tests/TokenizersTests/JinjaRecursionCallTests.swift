@@ -45,3 +45,26 @@ final class JinjaRecursionCallTests: XCTestCase {
         XCTAssertEqual(try t.render(["tree": tree]).text, "10213243")
     }
 }
+
+/// PythonJSONText, the project's one JSON scalar writer, against Python's json.dumps (gen_jinja.py):
+/// strings with ensure_ascii on (Training's files) and off (tojson), floats from their exact bits.
+final class PythonJSONTextTests: XCTestCase {
+    func testMatchesPythonJSONDumps() throws {
+        let url = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("jinja/json_text.json")
+        guard case .dict(let root) = try JinjaValue.parseJSON(Data(contentsOf: url), source: "json_text.json"),
+              case .array(let strings)? = root["strings"], case .array(let floats)? = root["floats"] else { return XCTFail("bad json_text.json") }
+        for case .dict(let c) in strings {
+            let s = c["s"]!.str
+            XCTAssertEqual(PythonJSONText.string(s, ensureASCII: true), c["ascii"]!.str, s.debugDescription)
+            XCTAssertEqual(PythonJSONText.string(s, ensureASCII: false), c["utf8"]!.str, s.debugDescription)
+            // The chat templates' tojson (transformers: ensure_ascii=False) goes through it.
+            XCTAssertEqual(try JinjaTemplate("{{ s | tojson }}").render(["s": .string(s)]).text, c["utf8"]!.str)
+        }
+        for case .dict(let c) in floats {
+            let bits = try XCTUnwrap(UInt64(c["bits"]!.str, radix: 16))
+            XCTAssertEqual(PythonJSONText.double(Double(bitPattern: bits)), c["dumps"]!.str, "bits \(bits)")
+        }
+        XCTAssertGreaterThanOrEqual(strings.count, 7)
+        XCTAssertGreaterThanOrEqual(floats.count, 20)
+    }
+}

@@ -12,7 +12,8 @@ public final class HeadlessPrinter: EngineObserver, @unchecked Sendable {
     /// A progress line every this many steps (and at the last step); 0 = only with log lines.
     public let progressEvery: Int
     private let out: FileHandle
-    private let err: FileHandle
+    /// Warnings, notes and image-extraction progress go here (standard output is the event stream).
+    let err: FileHandle
     private let lock = NSLock()
     private var info: RunInfo?
     private var lastStep: StepMetrics?
@@ -174,9 +175,12 @@ public enum HeadlessRunner {
     public static func run(_ engine: EngineControl, printer: HeadlessPrinter, start: (() throws -> Void)? = nil) throws -> Int32 {
         // Image archives unpacked while the run loads its data (MMIU, first open only): a progress line
         // with an ETA on standard error about once a second (standard output stays the event stream).
+        let err = printer.err
+        let previousProgress = DatasetOpenOptions.defaultExtractionProgress
         DatasetOpenOptions.defaultExtractionProgress = ZipExtractionProgress.lineWriter { line in
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            err.write(Data((line + "\n").utf8))
         }
+        defer { DatasetOpenOptions.defaultExtractionProgress = previousProgress }
         let done = DispatchSemaphore(value: 0)
         printer.onEnd { _ in done.signal() }
         engine.addObserver(printer)

@@ -89,30 +89,13 @@ enum PyJSON {
         var out = ""
         let isep = itemSep ?? (indent == nil ? ", " : ",")
         let ksep = keySep ?? ": "
-        func esc(_ s: String) -> String {
-            var r = "\""
-            for u in s.unicodeScalars {
-                switch u {
-                case "\"": r += "\\\""
-                case "\\": r += "\\\\"
-                case "\n": r += "\\n"
-                case "\r": r += "\\r"
-                case "\t": r += "\\t"
-                case "\u{08}": r += "\\b"
-                case "\u{0C}": r += "\\f"
-                default:
-                    if u.value < 0x20 { r += String(format: "\\u%04x", u.value) } else { r.unicodeScalars.append(u) }
-                }
-            }
-            return r + "\""
-        }
+        func esc(_ s: String) -> String { PythonJSONText.string(s, ensureASCII: false) }
         func go(_ v: JinjaValue, _ level: Int) throws {
             switch v {
             case .none, .undefined: out += "null"
             case .bool(let b): out += b ? "true" : "false"
             case .int(let i): out += String(i)
-            case .double(let d):
-                if d.isNaN { out += "NaN" } else if d.isInfinite { out += d > 0 ? "Infinity" : "-Infinity" } else { out += JinjaValue.pyFloat(d) }
+            case .double(let d): out += PythonJSONText.double(d)
             case .string(let s): out += esc(s)
             case .array(let a), .tuple(let a):
                 if a.isEmpty { out += "[]"; return }

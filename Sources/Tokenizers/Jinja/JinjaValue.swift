@@ -86,11 +86,7 @@ public indirect enum JinjaValue: @unchecked Sendable {
     static func pyFloat(_ d: Double) -> String {
         if d.isNaN { return "nan" }
         if d.isInfinite { return d > 0 ? "inf" : "-inf" }
-        if d == d.rounded() && abs(d) < 1e16 { return String(format: "%.1f", d) }
-        var s = "\(d)"
-        // Swift writes 1e-05 as "1e-05" like Python; exponents like "1e+16" match too.
-        if s.hasSuffix(".0") { s.removeLast(2) }
-        return s
+        return PythonJSONText.floatRepr(d)
     }
 
     static func pyRepr(_ s: String) -> String {
