@@ -464,6 +464,12 @@ extension SFTConfig {
         }
         if loadIn4bit && !usePeft { throw bad("load_in_4bit needs use_peft: true (4-bit weights are frozen; only adapters train)") }
         if adapterNameOrPath != nil && !usePeft { throw bad("adapter_name_or_path needs use_peft: true") }
+        if loadIn4bit && usePeft {
+            // Not silent: TRL 1.16's SFTTrainer casts every trainable parameter of a quantised model to bf16
+            // (sft_trainer.py, "When using QLoRA, the PEFT adapter weights are converted to bf16"); SFTDeck keeps
+            // them fp32 and matches that run with the cast undone (Tests/TrainingTests/QLoRAParityTests).
+            w.append("load_in_4bit: the trainable weights (LoRA, modules_to_save) and their AdamW state stay fp32; TRL 1.16 casts them to bf16 under QLoRA, so its losses differ from these by bf16 rounding (7e-5 relative on the first step of the QLoRA parity fixture)")
+        }
         if useBnbNestedQuant && !loadIn4bit { w.append("use_bnb_nested_quant has no effect without load_in_4bit") }
         if assistantOnlyLoss { w.append("assistant_only_loss: TRL refuses it for vision-language models; SFTDeck masks non-assistant turns") }
         if optim == "adamw_torch" { w.append("optim adamw_torch and adamw_torch_fused run the same AdamW update here") }

@@ -10,6 +10,9 @@ struct SFTDeck: ParsableCommand {
         Configs use TRL's YAML keys (see sample-configs/), so the same file runs with `trl sft --config`. \
         Models and datasets given as hub ids resolve from the local Hugging Face cache \
         ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub); nothing is downloaded.
+
+        Exit status: 0 done; 2 when `train` cannot start from its config (an unknown or invalid key, a \
+        missing or corrupt model, dataset or checkpoint); 1 any other failure; 130 interrupted.
         """,
         subcommands: [
             TrainCommand.self, InspectCommand.self, TokenizeCommand.self, EvalCommand.self,

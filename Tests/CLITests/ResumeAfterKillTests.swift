@@ -82,12 +82,12 @@ final class ResumeAfterKillTests: XCTestCase {
         XCTAssertEqual(hidden, [], "temporaries of the killed run are removed")
     }
 
-    /// Resuming from a save_only_model checkpoint: exits non-zero (1, as every config error does today) with
+    /// Resuming from a save_only_model checkpoint: exits 2 (a run that cannot start from its config) with
     /// one line naming the folder and why.
     func testResumeFromSaveOnlyModelCheckpointIsOneLine() throws {
         let dir = tmp("only-model")
         try runSFTDeck(["train", "--config", try config(dir, saveOnlyModel: true).path, "--headless", "--max-steps", "40"])
-        let msg = try runSFTDeck(["train", "--config", try config(dir, resume: true, saveOnlyModel: true).path, "--headless"], expectStatus: 1)
+        let msg = try runSFTDeck(["train", "--config", try config(dir, resume: true, saveOnlyModel: true).path, "--headless"], expectStatus: 2)
         let lines = msg.split(separator: "\n").filter { !$0.hasPrefix("warning:") }
         XCTAssertEqual(lines.count, 1, msg)
         XCTAssertTrue(msg.contains("\(dir.path)/out/checkpoint-40 was saved with save_only_model: true"), msg)

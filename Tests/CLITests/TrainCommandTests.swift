@@ -126,7 +126,7 @@ final class TrainCommandTests: XCTestCase {
     func testBadConfigIsOneLine() throws {
         let dir = tmp("bad")
         let cfg = try writeConfig(dir, extra: "learnig_rate: 0.1\n")
-        let out = try runSFTDeck(["train", "--config", cfg.path, "--headless"], expectStatus: 1)
+        let out = try runSFTDeck(["train", "--config", cfg.path, "--headless"], expectStatus: 2)
         XCTAssertTrue(out.contains("unknown config key 'learnig_rate' (did you mean 'learning_rate'?)"), out)
         XCTAssertEqual(out.split(separator: "\n").filter { $0.contains("Error") || $0.contains("error") }.count, 1, out)
     }
