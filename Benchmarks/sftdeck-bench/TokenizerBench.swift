@@ -14,11 +14,11 @@ func runTokenizerBench() {
     let fm = FileManager.default
     if let folder = env["SFTDECK_TOKBENCH_LOAD"] {
         // Load time of a real-size folder (e.g. a 262k-vocab Gemma tokenizer.json).
-        let t0 = DispatchTime.now().uptimeNanoseconds
+        let t0 = DispatchTime.now().uptimeNanoseconds, c0 = processCPUSeconds()
         do {
             let tok = try Tokenizer.load(folder: URL(fileURLWithPath: folder))
             let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            print(String(format: "tokenizer load %@: %.2f s (%d tokens)", folder, s, tok.count))
+            print(String(format: "tokenizer load %@: %.2f s wall, %.2f s CPU (%d tokens)", folder, s, processCPUSeconds() - c0, tok.count))
         } catch { print("tokenizer load \(folder): \(error)") }
     }
 

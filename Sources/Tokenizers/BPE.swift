@@ -3,7 +3,7 @@ import Foundation
 /// A BPE model (tokenizer.json `model` with `type: "BPE"`), merging on integer ids: initial symbols are the ids
 /// of single-scalar tokens (or byte-fallback / unk ids), and a merge is a hash lookup on the packed id pair.
 final class BPEModel: @unchecked Sendable {
-    let vocab: [ByteKey: Int32]
+    let vocab: TokenTable
     let idToToken: [String?]
     /// (left id << 32 | right id) → (rank << 32 | merged id)
     let merges: PairTable
@@ -35,77 +35,82 @@ final class BPEModel: @unchecked Sendable {
             throw TokenizerError("\(file): BPE end_of_word_suffix is not supported")
         }
         guard case .object(let entries)? = vocabNode else { throw TokenizerError("\(file): BPE model has no vocab object") }
-        var vocab: [ByteKey: Int32] = [:]
-        vocab.reserveCapacity(entries.count)
-        var keys: [[UInt8]] = []
-        keys.reserveCapacity(entries.count)
-        var ids: [Int32] = []
-        ids.reserveCapacity(entries.count)
+        // Keys stay in the JSON text: hashed and copied once into the table's arena, never into a [UInt8] each.
+        var vocab = TokenTable(capacity: entries.count)
+        var order: [(key: FastJSON.Str, id: Int32)] = []
+        order.reserveCapacity(entries.count)
         var maxId: Int32 = -1
         for (k, v) in entries {
-            let kb = doc.stringBytes(k)
             guard let n = doc.int(v), n >= 0, n <= Int(Int32.max) else {
-                throw TokenizerError("\(file): vocab entry \(String(decoding: kb, as: UTF8.self).debugDescription) has no non-negative integer id")
+                throw TokenizerError("\(file): vocab entry \(doc.string(k).debugDescription) has no non-negative integer id")
             }
-            vocab[ByteKey(kb)] = Int32(n)
-            keys.append(kb); ids.append(Int32(n))
+            doc.withStringBytes(k) { vocab.insert($0, id: Int32(n)) }
+            order.append((k, Int32(n)))
             maxId = max(maxId, Int32(n))
         }
         var idToToken = [String?](repeating: nil, count: Int(maxId) + 1)
-        for (kb, id) in zip(keys, ids) { idToToken[Int(id)] = String(decoding: kb, as: UTF8.self) }
+        for (k, id) in order { idToToken[Int(id)] = doc.string(k) }
         self.vocab = vocab
         self.idToToken = idToToken
         fuseUnk = json.bool("fuse_unk", false)
         byteFallback = json.bool("byte_fallback", false)
         ignoreMerges = json.bool("ignore_merges", false)
         if let u = json.string("unk_token") {
-            guard let id = vocab[ByteKey(u)] else { throw TokenizerError("\(file): unk_token \(u.debugDescription) is not in the vocab") }
+            guard let id = vocab.lookup(u) else { throw TokenizerError("\(file): unk_token \(u.debugDescription) is not in the vocab") }
             unkId = id
         } else { unkId = nil }
 
-        var merges: [UInt64: UInt64] = [:]
         var list: [FastJSON.Node] = []
         if case .array(let l)? = mergesNode { list = l }
-        merges.reserveCapacity(list.count)
-        for (rank, m) in list.enumerated() {
-            var a: [UInt8], b: [UInt8]
-            switch m {
-            case .string(let s):
-                let all = doc.stringBytes(s)
-                guard let sp = all.firstIndex(of: 0x20), !all[(sp + 1)...].contains(0x20) else {
-                    throw TokenizerError("\(file): merge \(rank) \(String(decoding: all, as: UTF8.self).debugDescription) is not two tokens separated by one space")
-                }
-                a = Array(all[..<sp]); b = Array(all[(sp + 1)...])
-            case .array(let pair) where pair.count == 2:
-                guard case .string(let x) = pair[0], case .string(let y) = pair[1] else { throw TokenizerError("\(file): merge \(rank) must be \"a b\" or [\"a\", \"b\"]") }
-                a = doc.stringBytes(x); b = doc.stringBytes(y)
-            default: throw TokenizerError("\(file): merge \(rank) must be \"a b\" or [\"a\", \"b\"]")
-            }
-            guard let ia = vocab[ByteKey(a)], let ib = vocab[ByteKey(b)] else {
-                let missing = vocab[ByteKey(a)] == nil ? a : b
+        var merges = PairTable(capacity: list.count)
+        /// (left, right, merged) ids of merge `rank`, its two tokens given as bytes.
+        func resolve(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, _ rank: Int) throws -> (Int32, Int32, Int32) {
+            guard let ia = vocab.lookup(a), let ib = vocab.lookup(b) else {
+                let missing = vocab.lookup(a) == nil ? a : b
                 throw TokenizerError("\(file): merge \(rank) uses \(String(decoding: missing, as: UTF8.self).debugDescription), which is not in the vocab")
             }
-            guard let im = vocab[ByteKey(a + b)] else {
-                throw TokenizerError("\(file): merge \(rank) makes \(String(decoding: a + b, as: UTF8.self).debugDescription), which is not in the vocab")
+            guard let im = vocab.lookup(a, b) else {
+                throw TokenizerError("\(file): merge \(rank) makes \(String(decoding: Array(a) + Array(b), as: UTF8.self).debugDescription), which is not in the vocab")
+            }
+            return (ia, ib, im)
+        }
+        for (rank, m) in list.enumerated() {
+            let (ia, ib, im): (Int32, Int32, Int32)
+            switch m {
+            case .string(let s):
+                (ia, ib, im) = try doc.withStringBytes(s) { all in
+                    guard let sp = all.firstIndex(of: 0x20), !all[(sp + 1)...].contains(0x20) else {
+                        throw TokenizerError("\(file): merge \(rank) \(String(decoding: all, as: UTF8.self).debugDescription) is not two tokens separated by one space")
+                    }
+                    return try resolve(UnsafeRawBufferPointer(rebasing: all[..<sp]), UnsafeRawBufferPointer(rebasing: all[(sp + 1)...]), rank)
+                }
+            case .array(let pair) where pair.count == 2:
+                guard case .string(let x) = pair[0], case .string(let y) = pair[1] else { throw TokenizerError("\(file): merge \(rank) must be \"a b\" or [\"a\", \"b\"]") }
+                (ia, ib, im) = try doc.withStringBytes(x) { a in try doc.withStringBytes(y) { b in try resolve(a, b, rank) } }
+            default: throw TokenizerError("\(file): merge \(rank) must be \"a b\" or [\"a\", \"b\"]")
             }
             let key = UInt64(UInt32(bitPattern: ia)) << 32 | UInt64(UInt32(bitPattern: ib))
-            if merges[key] == nil { merges[key] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: im)) }
+            merges.insertIfAbsent(key, UInt64(rank) << 32 | UInt64(UInt32(bitPattern: im)))  // the lowest rank wins
         }
-        self.merges = PairTable(merges)
+        self.merges = merges
 
         bmpIds = [Int32](repeating: -1, count: 0x10000)
         astralIds = [:]
-        for (kb, id) in zip(keys, ids) {
+        for (k, id) in order {
             // single-scalar tokens: one UTF-8 sequence
-            guard let f = kb.first else { continue }
-            let len = f < 0x80 ? 1 : (f < 0xE0 ? 2 : (f < 0xF0 ? 3 : 4))
-            guard kb.count == len, let u = String(decoding: kb, as: UTF8.self).unicodeScalars.first else { continue }
+            let scalar: Unicode.Scalar? = doc.withStringBytes(k) { kb in
+                guard let f = kb.first else { return nil }
+                let len = f < 0x80 ? 1 : (f < 0xE0 ? 2 : (f < 0xF0 ? 3 : 4))
+                guard kb.count == len else { return nil }
+                return String(decoding: kb, as: UTF8.self).unicodeScalars.first
+            }
+            guard let u = scalar else { continue }
             if u.value < 0x10000 { bmpIds[Int(u.value)] = id } else { astralIds[u.value] = id }
         }
-        byteIds = (0..<256).map { vocab[ByteKey(Array(String(format: "<0x%02X>", $0).utf8))] ?? -1 }
+        byteIds = (0..<256).map { vocab.lookup(String(format: "<0x%02X>", $0)) ?? -1 }
     }
 
-    func id(of token: String) -> Int32? { vocab[ByteKey(token)] }
+    func id(of token: String) -> Int32? { vocab.lookup(token) }
 
     var vocabSize: Int { vocab.count }
 
@@ -127,7 +132,7 @@ final class BPEModel: @unchecked Sendable {
         }
         var res: [Int32] = []
         res.reserveCapacity(key.count * 3)
-        if ignoreMerges, let id = vocab[ByteKey(NormalizedText(scalars: key, starts: [], ends: []).string)] {
+        if ignoreMerges, let id = vocab.lookup(NormalizedText(scalars: key, starts: [], ends: []).string) {
             res = [id, 0, Int32(key.count)]
         } else {
             mergeWord(key, &res)
@@ -235,6 +240,27 @@ struct PairTable {
     private let mask: Int
     private let shift: UInt64
     static let empty = UInt64.max
+
+    /// An empty table sized for `capacity` pairs (filled with `insertIfAbsent`).
+    init(capacity: Int) {
+        var cap = 16
+        while cap < capacity * 2 { cap <<= 1 }
+        keys = [UInt64](repeating: PairTable.empty, count: cap)
+        values = [UInt64](repeating: 0, count: cap)
+        mask = cap - 1
+        shift = UInt64(64 - cap.trailingZeroBitCount)
+    }
+
+    /// Adds k → v unless k is present (the first value stays). At most `capacity` distinct keys.
+    mutating func insertIfAbsent(_ k: UInt64, _ v: UInt64) {
+        var i = slot(k)
+        while true {
+            let x = keys[i]
+            if x == k { return }
+            if x == PairTable.empty { keys[i] = k; values[i] = v; return }
+            i = (i + 1) & mask
+        }
+    }
 
     init(_ d: [UInt64: UInt64]) {
         var cap = 16

@@ -149,6 +149,11 @@ struct FastJSON {
         }
         return out
     }
+    /// A string's decoded bytes, without a copy when it has no escapes.
+    func withStringBytes<R>(_ s: Str, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        if !s.escaped { return try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[s.start..<s.end])) } }
+        return try stringBytes(s).withUnsafeBytes { try body($0) }
+    }
     func string(_ s: Str) -> String {
         if !s.escaped { return String(decoding: bytes[s.start..<s.end], as: UTF8.self) }
         return String(decoding: stringBytes(s), as: UTF8.self)

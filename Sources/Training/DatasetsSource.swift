@@ -14,6 +14,7 @@ public final class DatasetsSource: BatchSource {
     public init(config: SFTConfig, split: String, modelDir: URL) throws {
         guard let spec = config.datasetName else { throw TrainingError("dataset_name is not set") }
         dataset = try Dataset.open(spec, split: split)
+        StartupProfile.mark("dataset rows opened")
         let masking = Datasets.LabelMasking(rawValue: config.labelMasking.rawValue) ?? .vision
         let policy = LabelPolicy(masking: masking, assistantOnlyLoss: config.assistantOnlyLoss,
                                  completionOnlyLoss: config.completionOnlyLoss ?? true, maxLength: config.maxLength)
@@ -23,6 +24,7 @@ public final class DatasetsSource: BatchSource {
             template = t
         }
         pipeline = try CollatorPipeline(modelDirectory: modelDir, policy: policy, chatTemplate: template)
+        StartupProfile.mark("processor loaded")
     }
 
     public var sampleCount: Int { dataset.count }
@@ -32,6 +34,7 @@ public final class DatasetsSource: BatchSource {
         let samples: [TrainingSample] = try indices.map { i in try TrainingSample.from(dataset.row(i)).0 }
         let cb = try pipeline.collate(samples)
         droppedRows += cb.droppedRows
+        StartupProfile.mark("first batch collated")
         return Gemma3TrainingBatch(ModelBatch(batchSize: cb.batchSize, seqLen: cb.sequenceLength, inputIDs: cb.inputIDs,
                                               attentionMask: cb.attentionMask, tokenTypeIDs: cb.tokenTypeIDs, labels: cb.labels,
                                               pixelValues: cb.imageCount > 0 ? cb.pixelValues : nil, numImages: cb.imageCount))

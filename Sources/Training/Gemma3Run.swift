@@ -278,6 +278,7 @@ public struct PreTokenizedSource: BatchSource {
             }
             nImages += r.numImages
         }
+        StartupProfile.mark("first batch collated")
         return Gemma3TrainingBatch(ModelBatch(batchSize: sel.count, seqLen: L, inputIDs: ids, attentionMask: mask,
                                               tokenTypeIDs: types, labels: labels, pixelValues: nImages > 0 ? px : nil,
                                               numImages: nImages))
