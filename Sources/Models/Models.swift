@@ -40,5 +40,6 @@
 // Facts: totalParameterCount, nonEmbeddingParameterCount, eosTokenIDs, randomState()/restoreRandomState().
 //
 // Numerics: fp32 throughout; matches transformers 5.24 eager fp32 (see Tests/ModelsTests).
-// Kernels: Kernels+Extra.swift (own BLAS-backed forward/backward pairs; written before module Tensor's landed).
+// Kernels: module Tensor's (norms, gated GELU, RoPE, attention + AttentionMask, cross-entropy, avg-pool, sgemm*);
+// Kernels+Extra.swift keeps only the glue (FBuf = TensorStorage, the loss path's chunk call).
 import Foundation

@@ -195,51 +195,25 @@ final class Gemma3Projector {
     final class Cache { var pooled: FBuf; var normed: FBuf; var rstd: FBuf
         init(_ a: FBuf, _ b: FBuf, _ c: FBuf) { pooled = a; normed = b; rstd = c } }
 
-    // vision (N·P, Cv) → features (N·M, Ct)
-    func forward(_ out: FPtr, _ x: CFPtr, N: Int) -> Cache {
-        let M = pooledSide * pooledSide, P = side * side
-        let pooled = FBuf(N * M * Cv)
-        let inv = 1 / Float(kernel * kernel)
-        for n in 0..<N {
-            for r in 0..<pooledSide {
-                for c in 0..<pooledSide {
-                    let dst = pooled.p + (n * M + r * pooledSide + c) * Cv
-                    for ky in 0..<kernel {
-                        for kx in 0..<kernel {
-                            addInPlace(dst, x + (n * P + (r * kernel + ky) * side + c * kernel + kx) * Cv, Cv)
-                        }
-                    }
-                    for i in 0..<Cv { dst[i] *= inv }
-                }
-            }
-        }
+    // vision (N·P, Cv) = (N, side, side, Cv) channels-last → features (N·M, Ct)
+    func forward(_ out: FPtr, _ x: FBuf, N: Int) -> Cache {
+        let M = pooledSide * pooledSide
+        let pooled = FBuf(N * M * Cv, zero: false)
+        avgPool2dForward(out: pooled.view([N, pooledSide, pooledSide, Cv]), x.view([N, side, side, Cv]), kernel: kernel)
         let normed = FBuf(N * M * Cv, zero: false), rstd = FBuf(N * M)
         rmsNormForward(out: normed.p, rstd: rstd.p, pooled.p, weight: norm.f32, rows: N * M, dim: Cv, eps: eps)
         sgemmNN(N * M, Ct, Cv, normed.p, Cv, inputProjection.f32, Ct, out, Ct)
         return Cache(pooled, normed, rstd)
     }
 
-    // dFeatures (N·M, Ct) → dVision (N·P, Cv) (=)
-    func backward(_ dx: FPtr, _ dOut: CFPtr, N: Int, cache: Cache) {
-        let M = pooledSide * pooledSide, P = side * side
+    // dFeatures (N·M, Ct) → dVision (N·P, Cv) (+=)
+    func backward(_ dx: FBuf, _ dOut: CFPtr, N: Int, cache: Cache) {
+        let M = pooledSide * pooledSide
         if let g = inputProjection.grad { sgemmTN(Cv, Ct, N * M, cache.normed.p, Cv, dOut, Ct, g, Ct, beta: 1) }
         let dn = FBuf(N * M * Cv, zero: false)
         sgemmNT(N * M, Cv, Ct, dOut, Ct, inputProjection.f32, Ct, dn.p, Cv)
         let dp = FBuf(N * M * Cv)
         rmsNormBackward(dx: dp.p, dweight: norm.grad, dout: dn.p, cache.pooled.p, weight: norm.f32, rstd: cache.rstd.p, rows: N * M, dim: Cv)
-        let inv = 1 / Float(kernel * kernel)
-        for n in 0..<N {
-            for r in 0..<pooledSide {
-                for c in 0..<pooledSide {
-                    let src = dp.p + (n * M + r * pooledSide + c) * Cv
-                    for ky in 0..<kernel {
-                        for kx in 0..<kernel {
-                            let d = dx + (n * P + (r * kernel + ky) * side + c * kernel + kx) * Cv
-                            for i in 0..<Cv { d[i] = src[i] * inv }
-                        }
-                    }
-                }
-            }
-        }
+        avgPool2dBackward(dx: dx.view([N, side, side, Cv]), dout: dp.view([N, pooledSide, pooledSide, Cv]), kernel: kernel)
     }
 }
