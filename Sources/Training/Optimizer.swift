@@ -41,8 +41,22 @@ public final class AdamW {
     public init(parameters: [TrainableTensor], beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8,
                 weightDecay: Double = 0) {
         self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
-        expAvg = parameters.map { [Float](repeating: 0, count: $0.count) }
-        expAvgSq = parameters.map { [Float](repeating: 0, count: $0.count) }
+        // Zeroed moments. Touching ~2× the trainable bytes is most of the trainer's start-up (page faults),
+        // so the buffers are filled on every core, largest first.
+        let counts = parameters.map(\.count)
+        let order = counts.indices.sorted { counts[$0] > counts[$1] }
+        var m = [[Float]](repeating: [], count: counts.count), v = [[Float]](repeating: [], count: counts.count)
+        m.withUnsafeMutableBufferPointer { mp in
+            v.withUnsafeMutableBufferPointer { vp in
+                let mp = mp, vp = vp
+                DispatchQueue.concurrentPerform(iterations: 2 * order.count) { k in
+                    let i = order[k / 2]
+                    if k % 2 == 0 { mp[i] = [Float](repeating: 0, count: counts[i]) } else { vp[i] = [Float](repeating: 0, count: counts[i]) }
+                }
+            }
+        }
+        expAvg = m
+        expAvgSq = v
         decayFlags = parameters.map { AdamW.usesWeightDecay($0) }
         parameterSteps = Array(repeating: 0, count: parameters.count)
     }
