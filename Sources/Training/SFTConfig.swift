@@ -474,6 +474,10 @@ extension SFTConfig {
         if assistantOnlyLoss { w.append("assistant_only_loss: TRL refuses it for vision-language models; SFTDeck masks non-assistant turns") }
         if optim == "adamw_torch" { w.append("optim adamw_torch and adamw_torch_fused run the same AdamW update here") }
         if pushToHub { w.append("push_to_hub: SFTDeck never uploads; output_dir is ready for `hf upload`") }
+        // transformers treats "none" as a reporter only when it is alone; in a list it raises "none is not supported".
+        if reportTo.count > 1 && reportTo.contains("none") {
+            throw bad("report_to lists 'none' with other integrations \(reportTo); give either none or the integrations to use")
+        }
         for r in reportTo where !["none", "tensorboard", "all"].contains(r) {
             w.append("report_to '\(r)' is not available here; SFTDeck reports to tensorboard (event files under output_dir/runs) and always writes output_dir/train_log.jsonl")
         }

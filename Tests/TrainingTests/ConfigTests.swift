@@ -95,6 +95,14 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    /// transformers raises for "none" inside a list of reporters; so does SFTDeck, in one line.
+    func testReportToNoneInsideAListIsAnError() throws {
+        XCTAssertThrowsError(try SFTConfig.parse(yaml: "report_to: [none, tensorboard]\n")) { e in
+            XCTAssertTrue("\(e)".contains("report_to lists 'none' with other integrations"), "\(e)")
+        }
+        XCTAssertTrue(try SFTConfig.parse(yaml: "report_to: [tensorboard]\n").config.reportsToTensorBoard)
+    }
+
     func testValidationMessages() {
         func err(_ y: String) -> String { do { _ = try SFTConfig.parse(yaml: y); return "" } catch { return "\(error)" } }
         XCTAssertEqual(err("gradient_accumulation_steps: 0"), "gradient_accumulation_steps must be at least 1 (got 0)")
