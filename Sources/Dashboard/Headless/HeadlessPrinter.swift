@@ -169,18 +169,35 @@ public final class HeadlessPrinter: EngineObserver, @unchecked Sendable {
     public static func jsonString(_ s: String) -> String { PythonJSON.string(s) }
 }
 
+/// A progress line with an ETA for image archives unpacked while a dataset opens (MMIU, first open
+/// only), on a stream that is not the screen: headless runs, and the dashboard's loading before ncurses
+/// takes the terminal.
+public enum ExtractionProgressLine {
+    /// Installs the line writer as the process-wide default; returns the function that puts the previous one back.
+    public static func install(on stream: FileHandle) -> () -> Void {
+        let previous = DatasetOpenOptions.defaultExtractionProgress
+        DatasetOpenOptions.defaultExtractionProgress = ZipExtractionProgress.lineWriter { line in
+            stream.write(Data((line + "\n").utf8))
+        }
+        return { DatasetOpenOptions.defaultExtractionProgress = previous }
+    }
+
+    /// Runs `body` with the progress line on standard error.
+    public static func around<T>(_ body: () throws -> T) rethrows -> T {
+        let restore = install(on: FileHandle.standardError)
+        defer { restore() }
+        return try body()
+    }
+}
+
 /// Runs an engine without a screen: prints through a `HeadlessPrinter`, turns the first Ctrl-C into
 /// "stop after saving a checkpoint" (a second one quits at once), and returns the exit status.
 public enum HeadlessRunner {
     public static func run(_ engine: EngineControl, printer: HeadlessPrinter, start: (() throws -> Void)? = nil) throws -> Int32 {
         // Image archives unpacked while the run loads its data (MMIU, first open only): a progress line
         // with an ETA on standard error about once a second (standard output stays the event stream).
-        let err = printer.err
-        let previousProgress = DatasetOpenOptions.defaultExtractionProgress
-        DatasetOpenOptions.defaultExtractionProgress = ZipExtractionProgress.lineWriter { line in
-            err.write(Data((line + "\n").utf8))
-        }
-        defer { DatasetOpenOptions.defaultExtractionProgress = previousProgress }
+        let restore = ExtractionProgressLine.install(on: printer.err)
+        defer { restore() }
         let done = DispatchSemaphore(value: 0)
         printer.onEnd { _ in done.signal() }
         engine.addObserver(printer)

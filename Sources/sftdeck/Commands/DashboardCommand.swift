@@ -52,15 +52,19 @@ struct DashboardCommand: ParsableCommand {
             }
             for m in source.configMessages { FileHandle.standardError.write(Data("warning: \(m)\n".utf8)) }
             let engine: TrainingEngine
-            do { engine = try TrainingRun.makeEngine(config: try source.runConfig(nil)) } catch { throw failure("\(error)", code: 2) }
+            do { engine = try ExtractionProgressLine.around { try TrainingRun.makeEngine(config: try source.runConfig(nil)) } } catch { throw failure("\(error)", code: 2) }
             let printer = HeadlessPrinter(format: frontEnd.jsonl ? .jsonl : .trainer)
             let code = try HeadlessRunner.run(engine, printer: printer) { engine.start() }
             if code != 0 { throw ExitCode(code) }
             return
         }
-        let app = DashboardApp(source: source, options: DashboardOptions(themeSpec: frontEnd.theme ?? source.config?.theme,
-                                                                          initialScreen: config == nil ? .datasets : .config,
-                                                                          mouse: !frontEnd.noMouse))
+        // Building the app lists (opens) the datasets; MMIU image zips unpack on first open, with a progress
+        // line before ncurses takes the screen.
+        let app = ExtractionProgressLine.around {
+            DashboardApp(source: source, options: DashboardOptions(themeSpec: frontEnd.theme ?? source.config?.theme,
+                                                                   initialScreen: config == nil ? .datasets : .config,
+                                                                   mouse: !frontEnd.noMouse))
+        }
         if let m = source.configMessages.first { app.setStatus(source.config == nil ? .error : .warning, m) }
         do { try TerminalLoop.run(app) } catch { throw CLIError("\(error)") }
     }

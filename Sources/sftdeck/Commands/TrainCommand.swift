@@ -34,7 +34,7 @@ struct TrainCommand: ParsableCommand {
         for w in loaded.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
         StartupProfile.mark("YAML config parsed")
         let engine: TrainingEngine
-        do { engine = try TrainingRun.makeEngine(config: cfg) } catch { throw CLIError("\(error)", exitCode: 2) }
+        do { engine = try ExtractionProgressLine.around { try TrainingRun.makeEngine(config: cfg) } } catch { throw CLIError("\(error)", exitCode: 2) }
 
         if StartupProfile.enabled { engine.addObserver(StepMarker()) }
 
@@ -45,8 +45,10 @@ struct TrainCommand: ParsableCommand {
             if code != 0 { throw ExitCode(code) }
             return
         }
-        let app = DashboardApp(source: LiveDataSource(configPath: config, runRoots: [cfg.resolvedOutputDir]),
-                               options: DashboardOptions(themeSpec: cfg.theme, initialScreen: .train))
+        let app = ExtractionProgressLine.around {
+            DashboardApp(source: LiveDataSource(configPath: config, runRoots: [cfg.resolvedOutputDir]),
+                         options: DashboardOptions(themeSpec: cfg.theme, initialScreen: .train))
+        }
         app.attach(engine)
         engine.start()
         do { try TerminalLoop.run(app) } catch { throw CLIError("\(error)") }
