@@ -43,8 +43,10 @@ public struct BF16Capabilities: Equatable, Sendable {
     public var cpuHasAVX512BF16: Bool
     /// /proc/cpuinfo lists `amx_bf16`.
     public var cpuHasAMXBF16: Bool
-    /// For messages: the BLAS build (`openblas_get_config()`).
+    /// For messages: the BLAS build (`openblas_get_config()`), or the library SFTDECK_SBGEMM_LIBRARY names.
     public var libraryDescription: String
+    /// Why the named library could not be opened (replaces "does not export" in messages).
+    public var libraryProblem: String? = nil
 
     public init(libraryHasSbgemm: Bool, cpuHasAVX512BF16: Bool, cpuHasAMXBF16: Bool, libraryDescription: String = "the BLAS library") {
         self.libraryHasSbgemm = libraryHasSbgemm; self.cpuHasAVX512BF16 = cpuHasAVX512BF16
@@ -57,7 +59,7 @@ public struct BF16Capabilities: Equatable, Sendable {
     /// Why sbgemm cannot run here, nil when it can.
     public var unavailableReason: String? {
         var r: [String] = []
-        if !libraryHasSbgemm { r.append("\(libraryDescription) does not export cblas_sbgemm (built without BUILD_BFLOAT16)") }
+        if !libraryHasSbgemm { r.append(libraryProblem ?? "\(libraryDescription) does not export cblas_sbgemm (built without BUILD_BFLOAT16)") }
         if !cpuHasBF16 { r.append("the CPU lacks AVX512-BF16 and AMX-BF16 (no avx512_bf16 / amx_bf16 in /proc/cpuinfo)") }
         return r.isEmpty ? nil : r.joined(separator: " and ")
     }
@@ -69,19 +71,44 @@ public struct BF16Capabilities: Equatable, Sendable {
     }
 
     /// This process: `dlsym(RTLD_DEFAULT, "cblas_sbgemm")` and /proc/cpuinfo, probed once.
-    public static let current: BF16Capabilities = from(
-        sbgemmFound: BF16Native.sbgemm != nil, cpuFlags: BLASRuntime.cpuFlags(),
-        libraryDescription: String(cString: openblas_get_config()).split(separator: " ").prefix(2).joined(separator: " "))
-}
+    public static let current: BF16Capabilities = {
+        var c = from(sbgemmFound: BF16Native.sbgemm != nil, cpuFlags: BLASRuntime.cpuFlags(),
+                     libraryDescription: BF16Native.namedLibrary
+                        ?? String(cString: openblas_get_config()).split(separator: " ").prefix(2).joined(separator: " "))
+        c.libraryProblem = BF16Native.problem
+        return c
+    }()}
 
 /// The native entry point, looked up at run time: Debian's OpenBLAS 0.3.21 declares cblas_sbgemm in
-/// cblas.h but does not export it, so a direct call would not link.
+/// cblas.h but does not export it, so a direct call would not link. `SFTDECK_SBGEMM_LIBRARY=/path/to/
+/// libopenblas.so` names a BLAS built with BUILD_BFLOAT16=1 to take it from (opened RTLD_LOCAL, so the
+/// process's other BLAS calls stay on the system library); otherwise every loaded library is searched.
 public enum BF16Native {
-    public static let sbgemm: CblasSbgemmFunction? = {
-        // RTLD_DEFAULT is ((void *)0) on glibc: search every library loaded into the process.
-        guard let sym = dlsym(nil, "cblas_sbgemm") else { return nil }
-        return unsafeBitCast(sym, to: CblasSbgemmFunction.self)
+    public static let environmentVariable = "SFTDECK_SBGEMM_LIBRARY"
+
+    /// The library SFTDECK_SBGEMM_LIBRARY names, if set.
+    public static let namedLibrary: String? = {
+        guard let p = ProcessInfo.processInfo.environment[environmentVariable], !p.isEmpty else { return nil }
+        return p
     }()
+
+    private static let lookup: (function: CblasSbgemmFunction?, problem: String?) = {
+        if let path = namedLibrary {
+            guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+                let why = dlerror().map { String(cString: $0) } ?? "cannot be opened"
+                return (nil, "\(environmentVariable)=\(path) cannot be loaded (\(why))")
+            }
+            guard let sym = dlsym(handle, "cblas_sbgemm") else { return (nil, nil) }
+            return (unsafeBitCast(sym, to: CblasSbgemmFunction.self), nil)
+        }
+        // RTLD_DEFAULT is ((void *)0) on glibc: search every library loaded into the process.
+        guard let sym = dlsym(nil, "cblas_sbgemm") else { return (nil, nil) }
+        return (unsafeBitCast(sym, to: CblasSbgemmFunction.self), nil)
+    }()
+
+    public static var sbgemm: CblasSbgemmFunction? { lookup.function }
+    /// Why the library SFTDECK_SBGEMM_LIBRARY names could not be loaded, when it was set.
+    public static var problem: String? { lookup.problem }
 }
 
 /// The mode a run uses and the one line that explains it (nil when there is nothing to say).
@@ -100,7 +127,7 @@ public struct BF16MatmulError: Error, CustomStringConvertible, LocalizedError, E
 extension BF16MatmulPolicy {
     /// The fallback policy: `auto` never emulates on its own (emulation costs fp32 time and buys only bf16
     /// rounding, which a user asking for speed does not want silently); it says why and how to get bf16
-    /// numerics. An explicit `sbgemm` that cannot run is an error, never a silent fallback.
+    /// numerics. An explicit `sbgemm` without the library function is an error, never a silent fallback.
     public func resolve(bf16: Bool, capabilities: BF16Capabilities) throws -> BF16MatmulResolution {
         guard bf16 else {
             return BF16MatmulResolution(mode: .fp32, message: self == .auto ? nil
@@ -115,8 +142,14 @@ extension BF16MatmulPolicy {
                 + (capabilities.unavailableReason ?? "cblas_sbgemm is unavailable")
                 + "; bf16_matmul: emulate gives bf16 numerics at fp32 speed")
         case .sbgemm:
-            if let why = capabilities.unavailableReason {
+            // Asked for by name, the library's function is enough: without the CPU instructions OpenBLAS runs
+            // its generic bf16 kernel (right numbers, slower than sgemm), which is said, not refused.
+            if !capabilities.libraryHasSbgemm, let why = capabilities.unavailableReason {
                 throw BF16MatmulError("bf16_matmul: sbgemm is unavailable here: \(why) (use auto, emulate or fp32)")
+            }
+            if !capabilities.cpuHasBF16 {
+                return BF16MatmulResolution(mode: .sbgemm, message: "bf16: matrix products in bfloat16 through cblas_sbgemm, fp32 accumulation; "
+                    + "the CPU lacks AVX512-BF16 and AMX-BF16, so OpenBLAS runs its generic kernel (slower than fp32 sgemm)")
             }
             return BF16MatmulResolution(mode: .sbgemm, message: "bf16: matrix products in bfloat16 through cblas_sbgemm, fp32 accumulation")
         case .emulate:

@@ -193,7 +193,15 @@ final class BF16MatmulTests: XCTestCase {
         XCTAssertEqual(noLib.unavailableReason, "OpenBLAS 0.3.21 does not export cblas_sbgemm (built without BUILD_BFLOAT16)")
         // This process: the probe agrees with dlsym and /proc/cpuinfo.
         let cur = BF16Capabilities.current
-        XCTAssertEqual(cur.libraryHasSbgemm, dlsym(nil, "cblas_sbgemm") != nil)
+        if let path = ProcessInfo.processInfo.environment[BF16Native.environmentVariable], !path.isEmpty {
+            // The named library, opened on its own: found exactly when it exports the function.
+            let h = dlopen(path, RTLD_NOW | RTLD_LOCAL)
+            XCTAssertEqual(cur.libraryHasSbgemm, h.flatMap { dlsym($0, "cblas_sbgemm") } != nil)
+            XCTAssertEqual(BF16Native.problem != nil, h == nil)
+            if h == nil { XCTAssertTrue(cur.unavailableReason!.contains("cannot be loaded"), cur.unavailableReason!) }
+        } else {
+            XCTAssertEqual(cur.libraryHasSbgemm, dlsym(nil, "cblas_sbgemm") != nil)
+        }
         XCTAssertEqual(cur.cpuHasAVX512BF16, BLASRuntime.cpuFlags().contains("avx512_bf16"))
         print("bf16 capabilities here: \(cur.unavailableReason.map { "no native sbgemm: " + $0 } ?? "native sbgemm available")")
     }
@@ -220,9 +228,12 @@ final class BF16MatmulTests: XCTestCase {
         XCTAssertTrue(a2.message!.contains("the CPU lacks AVX512-BF16") && !a2.message!.contains("does not export"), a2.message!)
         let a3 = try BF16MatmulPolicy.auto.resolve(bf16: true, capabilities: neither)
         XCTAssertTrue(a3.message!.contains("does not export cblas_sbgemm") && a3.message!.contains("the CPU lacks AVX512-BF16"))
-        // sbgemm: native or a clear error.
+        // sbgemm: native; the library's generic kernel (said) on a CPU without bf16 instructions; else a clear error.
         XCTAssertEqual(try BF16MatmulPolicy.sbgemm.resolve(bf16: true, capabilities: native).mode, .sbgemm)
-        for caps in [noLib, noCPU, neither] {
+        let generic = try BF16MatmulPolicy.sbgemm.resolve(bf16: true, capabilities: noCPU)
+        XCTAssertEqual(generic.mode, .sbgemm)
+        XCTAssertTrue(generic.message!.contains("OpenBLAS runs its generic kernel"), generic.message!)
+        for caps in [noLib, neither] {
             XCTAssertThrowsError(try BF16MatmulPolicy.sbgemm.resolve(bf16: true, capabilities: caps)) { e in
                 XCTAssertTrue("\(e)".hasPrefix("bf16_matmul: sbgemm is unavailable here: "), "\(e)")
                 XCTAssertTrue("\(e)".contains(caps.unavailableReason!), "\(e)")
