@@ -25,10 +25,11 @@ public func runBF16Bench(_ args: [String]) throws {
     BLASRuntime.reexecWithBestKernelIfNeeded()
     setvbuf(stdout, nil, _IOLBF, 0)
     let caps = BF16Capabilities.current
-    let native = caps.nativeAvailable
+    // Measured whenever a library exports it; without AVX512-BF16 / AMX-BF16 that is OpenBLAS's generic kernel.
+    let native = caps.libraryHasSbgemm
     print("bf16: OpenBLAS core \(BLASRuntime.coreName), \(BLASRuntime.threadCount) BLAS threads; " + (native
-        ? "cblas_sbgemm available" : "sbgemm unavailable: \(caps.unavailableReason ?? "")"))
-    if caps.libraryHasSbgemm && !native { print("bf16: (the library exports cblas_sbgemm but the CPU has no bf16 instructions: not measured)") }
+        ? "cblas_sbgemm from \(BF16Native.namedLibrary ?? "the loaded BLAS")" : "sbgemm unavailable: \(caps.unavailableReason ?? "")"))
+    if native && !caps.cpuHasBF16 { print("bf16: the CPU has no bf16 instructions: sbgemm figures are OpenBLAS's generic kernel") }
 
     // 1. products
     let ws = BF16Workspace()
