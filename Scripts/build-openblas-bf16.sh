@@ -25,5 +25,6 @@ make -C "$work/src" -j"$(nproc)" TARGET="$target" BUILD_BFLOAT16=1 NO_LAPACK=1 N
     || { tail -20 "$work/build.log"; exit 1; }
 mkdir -p "$out"
 cp -L "$work/src/libopenblas_sbgemm.so" "$out/libopenblas_sbgemm.so"
-nm -D "$out/libopenblas_sbgemm.so" | grep -q ' T cblas_sbgemm$' || { echo "built library lacks cblas_sbgemm" >&2; exit 1; }
+symbols=$(nm -D "$out/libopenblas_sbgemm.so")   # not piped into grep -q: pipefail would see nm's SIGPIPE
+grep -q ' T cblas_sbgemm$' <<<"$symbols" || { echo "built library lacks cblas_sbgemm" >&2; exit 1; }
 echo "SFTDECK_SBGEMM_LIBRARY=$out/libopenblas_sbgemm.so   (TARGET=$target)"
