@@ -296,13 +296,14 @@ public final class Gemma3Model: @unchecked Sendable {
                                   precision: ctx.matmul, roundOutput: true)
             if keepLogits { logitsOut!.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: r0 * V).update(from: logits.p, count: n * V) } }
             if batch.labels != nil {
-                // Entropy first: the cross-entropy kernel overwrites the logits with their gradient.
-                entropySum += targets.withUnsafeBufferPointer {
-                    tokenEntropySum(logits: logits.p, targets: UnsafeBufferPointer(rebasing: $0[r0..<(r0 + n)]), rows: n, vocab: V).sum
+                // Loss, entropy metric and (in place) dlogits from one exp pass per row: bit-identical to
+                // tokenEntropySum followed by crossEntropyForwardBackward, a third of the exps.
+                let st = targets.withUnsafeBufferPointer {
+                    crossEntropyWithEntropy(logits: logits.p, rows: n, vocab: V, targets: UnsafeBufferPointer(rebasing: $0[r0..<(r0 + n)]),
+                                            scale: gradScale, computeGrad: backward)
                 }
-                let (s, c, k) = crossEntropyForwardBackward(logits.p, Array(targets[r0..<(r0 + n)]), n, V,
-                                                            gradScale: gradScale, computeGrad: backward)
-                lossSum += s; count += c; correct += k
+                let c = st.crossEntropy.count
+                lossSum += st.crossEntropy.lossSum; count += c; correct += st.crossEntropy.correct; entropySum += st.entropySum
                 if let dh = dhN, c > 0 {
                     MatrixKernels.backwardInput(dh.p + r0 * C, logits.p, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch,
                                                 precision: ctx.matmul)

@@ -87,7 +87,11 @@ public func scaleBackward(dx: Tensor, dout: Tensor, _ s: Float) { addInPlace(dx,
 @inline(__always) func geluTanhDerivative4(_ v: SIMD4<Float>) -> SIMD4<Float> {
     let xSq = v * v
     let inner: SIMD4<Float> = geluBeta * (v + geluKappa * xSq * v)
-    let t = tanhFloat4(inner)
+    return geluTanhDerivativeFromTanh(v, xSq: xSq, t: tanhFloat4(inner))
+}
+
+/// The rest of `geluTanhDerivative4` once t = tanh(β(x + κx³)) is known.
+@inline(__always) func geluTanhDerivativeFromTanh(_ v: SIMD4<Float>, xSq: SIMD4<Float>, t: SIMD4<Float>) -> SIMD4<Float> {
     let leftDerivative: SIMD4<Float> = 0.5 * (1 + t)
     let rightDerivative: SIMD4<Float> = (0.5 * v) * (1 - t * t)
     let innerDerivative: SIMD4<Float> = geluBeta * (1 + (3 * geluKappa) * xSq)
@@ -159,8 +163,19 @@ public func geluTanhGatedBackward(dgate: Tensor?, dup: Tensor?, dout: Tensor, ga
     let pdg = dgate?.data, pdu = dup?.data, pd = dout.data, pg = gate.data, pu = up.data
     forEach4(count: dout.count, grain: ParallelGrain.transcendental) { i, n in
         let g = loadLanes(pd, i, n), v = loadLanes(pg, i, n)
-        if let pdu { storeLanes(g * geluTanh4(v), pdu, i, n, add: true) }
-        if let pdg { storeLanes(g * loadLanes(pu, i, n) * geluTanhDerivative4(v), pdg, i, n, add: true) }
+        // One tanh for both outputs where the forward's and the derivative's arguments round alike (ATen
+        // groups κx³ differently in the two), so the results stay bit-identical to geluTanh4 and
+        // geluTanhDerivative4; tanh is this kernel's whole cost.
+        let xSq = v * v
+        let innerF = geluBeta * (v + geluKappa * (v * v * v))
+        let innerD: SIMD4<Float> = geluBeta * (v + geluKappa * xSq * v)
+        let tF = tanhFloat4(innerF)
+        if let pdu { storeLanes(g * (0.5 * v * (1 + tF)), pdu, i, n, add: true) }
+        if let pdg {
+            let tD = innerD == innerF ? tF : tanhFloat4(innerD)
+            let d = geluTanhDerivativeFromTanh(v, xSq: xSq, t: tD)
+            storeLanes(g * loadLanes(pu, i, n) * d, pdg, i, n, add: true)
+        }
     }
 }
 

@@ -44,3 +44,83 @@ func rowEntropy(_ z: UnsafePointer<Float>, _ V: Int) -> Float {
     }
     return logf(s) - w / s
 }
+
+// MARK: - fused loss pass: cross-entropy, its gradient and the entropy metric from one exp pass per row
+
+/// What `crossEntropyWithEntropy` returns.
+public struct CrossEntropyEntropyStats: Sendable, Equatable {
+    /// Cross-entropy sums and counts, as `crossEntropyForward` returns them.
+    public var crossEntropy: CrossEntropyStats
+    /// Σ over the counted rows of the entropy of softmax(row), as `tokenEntropySum` returns it.
+    public var entropySum: Double
+    public init(crossEntropy: CrossEntropyStats = CrossEntropyStats(), entropySum: Double = 0) {
+        self.crossEntropy = crossEntropy; self.entropySum = entropySum
+    }
+}
+
+/// One pass over a chunk of logits rows that gives what `tokenEntropySum`, `crossEntropyForward` and (when
+/// `computeGrad`) `crossEntropyBackward(dlogits: logits, …, scale:)` give when run one after another, with the
+/// same fp32/fp64 accumulations in the same order, so the results are bit-identical to those three calls;
+/// but each row's e^(z − m) is evaluated once instead of three times (the loss path's second-largest cost
+/// after the lm_head products when the vocabulary is large).
+///
+/// logits: (N, V) row-major; with `computeGrad` it is overwritten by scale · (softmax − onehot(target)) on
+/// counted rows and 0 on ignored ones, as `crossEntropyBackward` does in place. targets: N ids or `ignoreIndex`.
+public func crossEntropyWithEntropy(logits pl: UnsafeMutablePointer<Float>, rows n: Int, vocab v: Int,
+                                    targets: UnsafeBufferPointer<Int32>, scale: Float, computeGrad: Bool,
+                                    ignoreIndex: Int32 = -100) -> CrossEntropyEntropyStats {
+    precondition(targets.count >= n, "crossEntropyWithEntropy: \(targets.count) targets for \(n) rows")
+    guard n > 0, v > 0 else { return CrossEntropyEntropyStats() }
+    let rowLoss = UnsafeMutablePointer<Double>.allocate(capacity: n)
+    let rowEntropyValue = UnsafeMutablePointer<Float>.allocate(capacity: n)
+    let rowCorrect = UnsafeMutablePointer<UInt8>.allocate(capacity: n)
+    defer { rowLoss.deallocate(); rowEntropyValue.deallocate(); rowCorrect.deallocate() }
+    let pt = targets.baseAddress!
+    Parallel.forEachChunk(count: n, grain: max(1, ParallelGrain.transcendental / v)) { rows in
+        for r in rows {
+            let t = pt[r]
+            let x = pl + r * v
+            rowLoss[r] = 0; rowCorrect[r] = 0; rowEntropyValue[r] = 0
+            if t == ignoreIndex {
+                if computeGrad { x.update(repeating: 0, count: v) }
+                continue
+            }
+            precondition(t >= 0 && Int(t) < v, "crossEntropyWithEntropy: target \(t) at row \(r) outside 0..<\(v)")
+            var m = x[0], arg = 0
+            for j in 1..<v where x[j] > m { m = x[j]; arg = j }
+            let target = x[Int(t)]
+            var sum: Double = 0           // cross-entropy's (and its gradient's) normaliser, fp64 as crossEntropyForward
+            var s: Float = 0, w: Float = 0 // the entropy's Σe and Σe·d, fp32 as tokenEntropySum
+            if computeGrad {
+                for j in 0..<v {
+                    let d = x[j] - m
+                    let e = expf(d)
+                    sum += Double(e); s += e; w += e * d
+                    x[j] = e
+                }
+            } else {
+                for j in 0..<v {
+                    let d = x[j] - m
+                    let e = expf(d)
+                    sum += Double(e); s += e; w += e * d
+                }
+            }
+            let loss = Double(m) + Foundation.log(sum) - Double(target)
+            rowLoss[r] = loss
+            rowCorrect[r] = arg == Int(t) ? 1 : 0
+            rowEntropyValue[r] = m.isFinite ? logf(s) - w / s : .nan
+            if computeGrad {
+                let factor = Float(Double(scale) / sum)
+                for j in 0..<v { x[j] *= factor }
+                x[Int(t)] -= scale
+            }
+        }
+    }
+    var out = CrossEntropyEntropyStats()
+    for r in 0..<n where pt[r] != ignoreIndex {
+        out.crossEntropy.lossSum += rowLoss[r]; out.crossEntropy.count += 1
+        out.crossEntropy.correct += Int(rowCorrect[r])
+        out.entropySum += Double(rowEntropyValue[r])
+    }
+    return out
+}
