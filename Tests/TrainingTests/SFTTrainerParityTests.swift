@@ -38,30 +38,7 @@ final class SFTTrainerParityTests: XCTestCase {
 
     func compare(_ kind: String) throws {
         let (t, want) = try run(kind)
-        XCTAssertEqual(t.logHistory.count, want.count, "\(kind): records")
-        var worst: [String: Double] = [:]
-        for (g, w) in zip(t.logHistory, want) {
-            XCTAssertEqual(g.step, w["step"] as? Int)
-            for (k, any) in w where k != "step" {
-                guard let wv = jsonNumber(any) else { continue }
-                guard let gv = g[k] else { XCTFail("\(kind) step \(g.step): missing \(k)"); continue }
-                let tol: Double
-                switch k {
-                case "learning_rate", "epoch": tol = 1e-12 * max(1, abs(wv))
-                case "num_tokens", "eval_num_tokens": tol = 0
-                case "total_flos": tol = 1e-9 * abs(wv)
-                case "mean_token_accuracy", "eval_mean_token_accuracy": tol = 0.02
-                case "entropy", "eval_entropy": tol = 1e-5 * abs(wv)
-                default: tol = 1e-4 * abs(wv)
-                }
-                XCTAssertEqual(gv, wv, accuracy: tol, "\(kind) step \(g.step) \(k)")
-                if ["loss", "grad_norm", "eval_loss", "train_loss", "entropy", "eval_entropy"].contains(k) {
-                    worst[k] = max(worst[k] ?? 0, abs(gv - wv) / abs(wv))
-                } else if k.hasSuffix("mean_token_accuracy") {
-                    worst[k + " (abs)"] = max(worst[k + " (abs)"] ?? 0, abs(gv - wv))
-                }
-            }
-        }
+        let worst = assertLogHistory(t.logHistory, matches: want, label: kind, entropyTolerance: 1e-5)
         print("SFTTrainer parity \(kind): worst relative error \(worst.sorted { $0.key < $1.key })")
     }
 
