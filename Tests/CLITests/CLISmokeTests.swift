@@ -8,6 +8,14 @@ final class CLISmokeTests: XCTestCase {
     }
 }
 
+/// A fresh, empty temporary folder for one test (`sftdeck-cli-NAME-PID`).
+func tmp(_ name: String) -> URL {
+    let u = FileManager.default.temporaryDirectory.appendingPathComponent("sftdeck-cli-\(name)-\(getpid())")
+    try? FileManager.default.removeItem(at: u)
+    try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+    return u
+}
+
 func sftdeckBinary() -> URL {
     // Tests run from .build/<triple>/debug; the executable sits beside the test bundle.
     var dir = Bundle.main.bundleURL

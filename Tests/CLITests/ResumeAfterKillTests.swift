@@ -32,13 +32,6 @@ final class ResumeAfterKillTests: XCTestCase {
         return url
     }
 
-    func tmp(_ name: String) -> URL {
-        let u = FileManager.default.temporaryDirectory.appendingPathComponent("sftdeck-cli-\(name)-\(getpid())")
-        try? FileManager.default.removeItem(at: u)
-        try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
-        return u
-    }
-
     /// train_log.jsonl records without the wall-clock fields (and train_loss, which like the Trainer's
     /// averages only the steps this process trained).
     func records(_ out: URL) throws -> [NSDictionary] {

@@ -18,13 +18,6 @@ final class TrainCommandTests: XCTestCase {
         return url
     }
 
-    func tmp(_ name: String) -> URL {
-        let u = FileManager.default.temporaryDirectory.appendingPathComponent("sftdeck-cli-\(name)-\(getpid())")
-        try? FileManager.default.removeItem(at: u)
-        try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
-        return u
-    }
-
     /// Every logged loss / grad_norm / eval_loss equals the Trainer's within 2e-5 relative; the loss
     /// falls by far more than half.
     func testHeadlessRunMatchesTrainerAndLearns() throws {
