@@ -287,30 +287,48 @@ public final class Gemma3Model: @unchecked Sendable {
         var lossSum = 0.0, count = 0, correct = 0, entropySum = 0.0
         var logitsOut: [Float]? = keepLogits ? [Float](repeating: 0, count: T * V) : nil
         let dhN = backward ? FBuf(T * C) : nil
+        // Rows the head has to score. Without returned logits only the positions with a label matter: an ignored
+        // position adds nothing to the loss, the entropy / accuracy metrics (TRL's fused LM head zeroes them) or
+        // any gradient, so its (V) logits are never computed — the head's forward, dX and dW shrink by the
+        // masked share (image tokens, prompts under completion_only_loss, padding). This is the compaction TRL
+        // itself applies on GPUs (`hidden_states[mask]`); the sums only change order, not terms.
+        let scored: [Int]
+        if keepLogits { scored = Array(0..<T) } else if batch.labels != nil { scored = (0..<T).filter { targets[$0] != -100 } } else { scored = [] }
+        let S = scored.count
+        let compact = S < T
+        let hS: FBuf = compact ? FBuf(max(1, S) * C, zero: false) : hN
+        let dhS: FBuf? = compact ? (dhN != nil ? FBuf(max(1, S) * C) : nil) : dhN
+        var targetsS = compact ? [Int32](repeating: -100, count: S) : targets
+        if compact {
+            for (k, t) in scored.enumerated() { (hS.p + k * C).update(from: hN.p + t * C, count: C); targetsS[k] = targets[t] }
+        }
         let chunk = max(1, logitsChunkRows)
-        let logits = FBuf(min(chunk, T) * V, zero: false)
+        let logits = FBuf(max(1, min(chunk, S)) * V, zero: false)
         var r0 = 0
-        while r0 < T {
-            let n = min(chunk, T - r0)
-            MatrixKernels.forward(logits.p, hN.p + r0 * C, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch,
+        while r0 < S {
+            let n = min(chunk, S - r0)
+            MatrixKernels.forward(logits.p, hS.p + r0 * C, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch,
                                   precision: ctx.matmul, roundOutput: true)
             if keepLogits { logitsOut!.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: r0 * V).update(from: logits.p, count: n * V) } }
             if batch.labels != nil {
                 // Loss, entropy metric and (in place) dlogits from one exp pass per row: bit-identical to
                 // tokenEntropySum followed by crossEntropyForwardBackward, a third of the exps.
-                let st = targets.withUnsafeBufferPointer {
+                let st = targetsS.withUnsafeBufferPointer {
                     crossEntropyWithEntropy(logits: logits.p, rows: n, vocab: V, targets: UnsafeBufferPointer(rebasing: $0[r0..<(r0 + n)]),
                                             scale: gradScale, computeGrad: backward)
                 }
                 let c = st.crossEntropy.count
                 lossSum += st.crossEntropy.lossSum; count += c; correct += st.crossEntropy.correct; entropySum += st.entropySum
-                if let dh = dhN, c > 0 {
+                if let dh = dhS, c > 0 {
                     MatrixKernels.backwardInput(dh.p + r0 * C, logits.p, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch,
                                                 precision: ctx.matmul)
-                    if let g = headForward.grad { ctx.matmul.tn(V, C, n, logits.p, V, hN.p + r0 * C, C, g, C, beta: 1, roundOutput: true) }
+                    if let g = headForward.grad { ctx.matmul.tn(V, C, n, logits.p, V, hS.p + r0 * C, C, g, C, beta: 1, roundOutput: true) }
                 }
             }
             r0 += n
+        }
+        if compact, let dh = dhN, let dS = dhS {
+            for (k, t) in scored.enumerated() { (dh.p + t * C).update(from: dS.p + k * C, count: C) }
         }
         var result = ForwardResult(lossSum: lossSum, tokenCount: count, correctCount: correct, logits: logitsOut)
         result.entropySum = entropySum
