@@ -61,6 +61,9 @@ public final class Gemma3Model: @unchecked Sendable {
     var rng = SeededRNG(seed: 42)
     /// Rows of logits per head+CE chunk (like TRL's chunked_nll) so (T, V) is never whole.
     public var logitsChunkRows = 256
+    /// The (chunk, V) logits buffer, kept from step to step: at 256 × 32768 floats it is 32 MiB, above glibc's
+    /// mmap threshold, so a fresh one per step cost 8192 page faults (and a zero-fill by the kernel) each time.
+    private var logitsScratch: FBuf?
     /// How the Linear products (and lm_head) of training and eval runs are computed: `.fp32`, or bf16
     /// autocast-like (`.emulated`, `.sbgemm`); resolved from `bf16` / `bf16_matmul` by module Training.
     public var bf16Matmul: BF16MatmulMode = .fp32
@@ -303,7 +306,9 @@ public final class Gemma3Model: @unchecked Sendable {
             for (k, t) in scored.enumerated() { (hS.p + k * C).update(from: hN.p + t * C, count: C); targetsS[k] = targets[t] }
         }
         let chunk = max(1, logitsChunkRows)
-        let logits = FBuf(max(1, min(chunk, S)) * V, zero: false)
+        let logitsCount = max(1, min(chunk, S)) * V
+        if (logitsScratch?.count ?? 0) < logitsCount { logitsScratch = nil; logitsScratch = FBuf(logitsCount, zero: false) }
+        let logits = logitsScratch!
         var r0 = 0
         while r0 < S {
             let n = min(chunk, S - r0)
