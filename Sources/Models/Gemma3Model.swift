@@ -59,8 +59,11 @@ public final class Gemma3Model: @unchecked Sendable {
     /// Set by applyLoRA / loadAdapter.
     public internal(set) var lora: LoRASettings?
     var rng = SeededRNG(seed: 42)
-    /// Rows of logits per head+CE chunk (like TRL's chunked_nll) so (T, V) is never whole.
-    public var logitsChunkRows = 256
+    /// Rows of logits per head+CE chunk (like TRL's chunked_nll) so (T, V) is never whole: nil = at least
+    /// 256 rows, more while the chunk stays within 64 MiB (512 rows at a 32K vocabulary). Each chunk's head
+    /// dW product reads and writes the whole (V, C) gradient once, so fewer, taller chunks are faster.
+    public var logitsChunkRows: Int?
+    var resolvedLogitsChunkRows: Int { logitsChunkRows ?? max(256, (64 << 20) / (4 * max(1, text.vocabSize))) }
     /// The (chunk, V) logits buffer, kept from step to step: at 256 × 32768 floats it is 32 MiB, above glibc's
     /// mmap threshold, so a fresh one per step cost 8192 page faults (and a zero-fill by the kernel) each time.
     private var logitsScratch: FBuf?
@@ -305,7 +308,7 @@ public final class Gemma3Model: @unchecked Sendable {
         if compact {
             for (k, t) in scored.enumerated() { (hS.p + k * C).update(from: hN.p + t * C, count: C); targetsS[k] = targets[t] }
         }
-        let chunk = max(1, logitsChunkRows)
+        let chunk = max(1, resolvedLogitsChunkRows)
         let logitsCount = max(1, min(chunk, S)) * V
         if (logitsScratch?.count ?? 0) < logitsCount { logitsScratch = nil; logitsScratch = FBuf(logitsCount, zero: false) }
         let logits = logitsScratch!
