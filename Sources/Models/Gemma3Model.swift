@@ -345,8 +345,13 @@ public final class Gemma3Model: @unchecked Sendable {
         // 7. backward: final norm, layers in reverse, then the embedding and image features
         let dx = FBuf(T * C)
         rmsNormBackward(dx: dx.p, dweight: finalNorm.grad, dout: dh.p, x.p, weight: finalNorm.f32, rstd: rstdN.p, rows: T, dim: C)
+        // Below the first layer: the embedding rows and the image features; without a gradient for either,
+        // the first layer's input gradient is never read.
+        let imagesTrain = N > 0 && (visionCache != nil || projector.map { $0.inputProjection.trainable || $0.norm.trainable } == true)
+        let belowTrains = embedForward.grad != nil || imagesTrain
         for li in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[li]
+            let needInputGrad = li > 0 || belowTrains
             let r = l.sliding ? localRope : globalRope, m = l.sliding ? slidingMask : fullMask
             if checkpoint {
                 let saved = ctx.rng
@@ -354,9 +359,9 @@ public final class Gemma3Model: @unchecked Sendable {
                 let xin = FBuf(copying: inputs[li].p, count: T * C)
                 let c = l.forward(xin.p, B: B, L: L, rope: r, mask: m, ctx: ctx, keep: true)!
                 ctx.rng = saved
-                l.backward(dx.p, B: B, L: L, rope: r, mask: m, cache: c, ctx: ctx)
+                l.backward(dx.p, B: B, L: L, rope: r, mask: m, cache: c, ctx: ctx, needInputGrad: needInputGrad)
             } else {
-                l.backward(dx.p, B: B, L: L, rope: r, mask: m, cache: caches[li]!, ctx: ctx)
+                l.backward(dx.p, B: B, L: L, rope: r, mask: m, cache: caches[li]!, ctx: ctx, needInputGrad: needInputGrad)
             }
         }
         if let g = embedForward.grad {
