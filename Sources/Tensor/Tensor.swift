@@ -57,7 +57,9 @@
 ///
 /// **Threads** (`Parallel.swift`): `Parallel.forEachChunk(count:grain:_:)` splits element/row loops
 /// with `DispatchQueue.concurrentPerform` above a size threshold (`forEachFixedChunk` for reductions
-/// that must not depend on the core count); BLAS uses both cores.
+/// that must not depend on the core count). OpenBLAS runs single-threaded and `sgemm` splits large
+/// products across cores on the same Dispatch pool (`BLASThreads` in Matmul.swift says why).
+/// **Memory**: buffers of 1 MiB and more are kept between steps by `LargeBlockCache`.
 /// `BLASRuntime.reexecWithBestKernelIfNeeded()` picks the right OpenBLAS kernel at start
 /// (`kernelToForce(coreName:cpuFlags:environment:)` is the pure decision, `recommendedKernel()` its
 /// value for this process).
