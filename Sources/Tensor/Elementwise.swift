@@ -74,7 +74,9 @@ public func scaleBackward(dx: Tensor, dout: Tensor, _ s: Float) { addInPlace(dx,
 // MARK: GELU, tanh approximation — torch `gelu(x, approximate="tanh")`
 // y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), evaluated in the same order as ATen's CPU kernel.
 
-@usableFromInline let geluBeta: Float = Float(2.0.squareRoot() * (2.0 / Double.pi.squareRoot()) * 0.5)  // √(2/π)
+/// √(2/π) = ATen's `M_SQRT2 * M_2_SQRTPI * 0.5` rounded to fp32 (a literal, so the hot loops read a
+/// constant instead of calling a lazy global's initializer check each iteration; a test pins the value).
+@usableFromInline let geluBeta: Float = 0.797_884_560_802_865_4
 @usableFromInline let geluKappa: Float = 0.044715
 
 /// gelu_tanh of 4 lanes (ATen's forward order).

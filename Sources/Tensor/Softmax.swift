@@ -21,6 +21,20 @@ public func softmaxForward(out: Tensor, _ x: Tensor) {
     for j in 0..<d { y[j] *= inv }
 }
 
+/// dx += y ⊙ (dy − Σ_j dy_j·y_j), from the forward's output y.
+public func softmaxBackward(dx: Tensor, dout: Tensor, out: Tensor) {
+    let d = out.lastDim, n = out.rowCount
+    precondition(dx.count == out.count && dout.count == out.count, "softmaxBackward: dx \(dx.shape), dout \(dout.shape), out \(out.shape)")
+    let py = out.data, pg = dout.data, pd = dx.data
+    Parallel.forEachChunk(count: n, grain: rowGrain(d)) { rows in
+        for r in rows {
+            let yr = py + r * d, gr = pg + r * d, dr = pd + r * d
+            let dot = rowDot(gr, yr, d)
+            for j in 0..<d { dr[j] += yr[j] * (gr[j] - dot) }
+        }
+    }
+}
+
 // MARK: the exp pass shared by softmax, attention, cross-entropy and the token entropy
 
 /// The sums one pass of e_j = e^(x_j − m) over a row gives (only those asked for are computed).
@@ -61,9 +75,9 @@ func expShiftedRow(_ x: UnsafePointer<Float>, _ n: Int, max m: Float, store y: U
         let k = n - j
         var v = SIMD4<Float>(repeating: 0)
         for l in 0..<k { v[l] = x[j + l] }
-        let live = SIMD4<Int32>(0, 1, 2, 3) .< SIMD4(repeating: Int32(k))
-        let d = (v - mv).replacing(with: 0, where: .!live)
-        let e = expFloat4(d).replacing(with: 0, where: .!live)
+        let live = laneLess(SIMD4<Int32>(0, 1, 2, 3), SIMD4(repeating: Int32(k)))
+        let d = laneSelect(live, v - mv, SIMD4(repeating: 0))
+        let e = laneSelect(live, expFloat4(d), SIMD4(repeating: 0))
         if let y { for l in 0..<k { y[j + l] = e[l] } }
         accumulate(e, d)
     }
@@ -74,44 +88,19 @@ func expShiftedRow(_ x: UnsafePointer<Float>, _ n: Int, max m: Float, store y: U
     return out
 }
 
-/// (max, index of its first occurrence) over x[0..<n], n > 0 — what the loop `m = x[0]; for j in 1..<n
-/// where x[j] > m { m = x[j]; arg = j }` gives (a NaN counts only at x[0], as there), in 4 lanes.
+/// (max, index of its first occurrence) over x[0..<n], n > 0: what the loop `m = x[0]; for j in 1..<n
+/// where x[j] > m { m = x[j]; arg = j }` gives on rows without NaN (a row with a NaN has a NaN loss either
+/// way). The max is `rowMax`'s 8-lane pass; the index a scan for the first x[j] == m, which stops early.
 @inline(__always)
 func rowMaxAndArgmax(_ x: UnsafePointer<Float>, _ n: Int) -> (max: Float, index: Int) {
-    var m = x[0], arg = 0
-    var j = 1
-    if n >= 8 {
-        var best = load4(x), bestIndex = SIMD4<Int32>(0, 1, 2, 3)
-        var index = bestIndex
-        j = 4
-        while j + 4 <= n {
-            index &+= 4
-            let v = load4(x + j)
-            let better = v .> best
-            best.replace(with: v, where: better)
-            bestIndex.replace(with: index, where: better)
-            j += 4
-        }
-        // lane 0 holds x[0]'s candidates; a later lane wins when larger, or equal with a smaller index
-        m = best[0]; arg = Int(bestIndex[0])
-        for l in 1..<4 where best[l] > m || (best[l] == m && Int(bestIndex[l]) < arg) { m = best[l]; arg = Int(bestIndex[l]) }
+    let m = rowMax(x, n)
+    var j = 0
+    while j + 4 <= n {
+        if x[j] == m || x[j + 1] == m || x[j + 2] == m || x[j + 3] == m { break }
+        j += 4
     }
-    while j < n { if x[j] > m { m = x[j]; arg = j }; j += 1 }
-    return (m, arg)
-}
-
-/// dx += y ⊙ (dy − Σ_j dy_j·y_j), from the forward's output y.
-public func softmaxBackward(dx: Tensor, dout: Tensor, out: Tensor) {
-    let d = out.lastDim, n = out.rowCount
-    precondition(dx.count == out.count && dout.count == out.count, "softmaxBackward: dx \(dx.shape), dout \(dout.shape), out \(out.shape)")
-    let py = out.data, pg = dout.data, pd = dx.data
-    Parallel.forEachChunk(count: n, grain: rowGrain(d)) { rows in
-        for r in rows {
-            let yr = py + r * d, gr = pg + r * d, dr = pd + r * d
-            let dot = rowDot(gr, yr, d)
-            for j in 0..<d { dr[j] += yr[j] * (gr[j] - dot) }
-        }
-    }
+    while j < n && x[j] != m { j += 1 }
+    return (m, j < n ? j : 0)
 }
 
 // MARK: cross-entropy — loss_i = logsumexp(logits_i) − logits_i[target_i], rows with ignoreIndex skipped
@@ -196,7 +185,7 @@ public func crossEntropyBackward(dlogits pd: UnsafeMutablePointer<Float>, logits
                 let x = pl + r * v, g = pd + r * v
                 if t == ignoreIndex { for j in 0..<v { g[j] = 0 }; continue }
                 precondition(t >= 0 && Int(t) < v, "crossEntropyBackward: target \(t) at row \(r) outside 0..<\(v)")
-                let m = rowMaxAndArgmax(x, v).max   // the forward's max (rowMax may differ on a NaN)
+                let m = rowMax(x, v)   // the forward's max (rowMaxAndArgmax takes it from rowMax too)
                 let sum = expShiftedRow(x, v, max: m, store: g, double: true, float: false, weighted: false).double   // g may alias x
                 let factor = Float(Double(scale) / sum)
                 for j in 0..<v { g[j] *= factor }
