@@ -120,11 +120,13 @@ public func scaleBackward(dx: Tensor, dout: Tensor, _ s: Float) { addInPlace(dx,
 
 /// Runs `body(i, lanes)` over 0..<count (split across cores) in steps of 4; the last step may have
 /// fewer lanes. Every element goes through the same 4-lane arithmetic, so results do not depend on
-/// where a chunk boundary or the tail falls.
+/// where a chunk boundary or the tail falls. The full steps call `body` with a literal 4, so the hot
+/// loop is compiled without the partial-load branches (LLVM otherwise scalarised parts of it).
 @inline(__always) func forEach4(count: Int, grain: Int, _ body: (Int, Int) -> Void) {
     Parallel.forEachChunk(count: count, grain: grain) { r in
         var i = r.lowerBound
-        while i < r.upperBound { body(i, min(4, r.upperBound - i)); i += 4 }
+        while i + 4 <= r.upperBound { body(i, 4); i += 4 }
+        if i < r.upperBound { body(i, r.upperBound - i) }
     }
 }
 
