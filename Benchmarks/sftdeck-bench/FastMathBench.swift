@@ -85,7 +85,7 @@ fileprivate func oldCrossEntropyWithEntropy(_ pl: UnsafeMutablePointer<Float>, r
                     sum += Double(e); s += e; w += e * d
                     x[j] = e
                 }
-                rowLoss[r] = Double(m) + Foundation.log(sum) - Double(target) + (arg == t ? 0 : 0)
+                rowLoss[r] = Double(m) + Foundation.log(sum) - Double(target) + (arg == t ? 1 : 0)   // + correct, for the checksum
                 rowEntropy[r] = logf(s) - w / s
                 let factor = Float(Double(scale) / sum)
                 for j in 0..<v { x[j] *= factor }

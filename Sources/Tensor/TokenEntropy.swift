@@ -32,7 +32,7 @@ public func tokenEntropySum(logits: UnsafePointer<Float>, targets: UnsafeBufferP
 /// Entropy of softmax(z) for one row of V logits (fp32, max-shifted log-sum-exp).
 @inline(__always)
 func rowEntropy(_ z: UnsafePointer<Float>, _ V: Int) -> Float {
-    let m = rowMaxAndArgmax(z, V).max
+    let m = rowMax(z, V)
     guard m.isFinite else { return .nan }    // an overflowed (or all −inf) row: let the caller see it, as torch would
     let sums = expShiftedRow(z, V, max: m, store: nil, double: false, float: true, weighted: true)
     return logf(sums.float) - sums.weighted / sums.float
