@@ -30,10 +30,9 @@ public struct TrainableTensor {
 ///   p ← p·(1 − lr·wd);  m ← lerp(m, g, 1−β1);  v ← β2·v + (1−β2)·g·g;
 ///   p ← p − (lr/(1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε)
 ///
-/// The moments live in one anonymous memory map (`ZeroPagedFloats`): the kernel supplies its pages already
-/// zero when a step first writes them, so building the optimizer touches no memory (torch likewise
-/// allocates `exp_avg`/`exp_avg_sq` at the first step), and a parameter's first step computes from
-/// m = v = 0 without reading them.
+/// The moments live in one anonymous memory map (`ZeroPagedFloats`) in 2 MiB pages: the kernel supplies them
+/// zero-filled, so building the optimizer writes one word per page instead of filling 2× the trainable bytes
+/// with zeros, and a parameter's first step computes from m = v = 0 without reading them.
 public final class AdamW {
     public var beta1: Double, beta2: Double, eps: Double, weightDecay: Double
     /// Optimizer steps taken.
@@ -217,8 +216,11 @@ public struct MomentTensors: RandomAccessCollection {
 }
 
 /// fp32 storage that starts out zero without being written: an anonymous private memory map, whose pages
-/// the kernel supplies zero-filled on first touch (calloc's trick for large blocks), in 2 MiB pages where
-/// the kernel's transparent huge pages allow it (one fault per 2 MiB instead of per 4 KiB).
+/// the kernel supplies zero-filled (calloc's trick for large blocks), in 2 MiB pages where the kernel's
+/// transparent huge pages allow it (one fault per 2 MiB instead of per 4 KiB; ~4 µs a fault on this VM).
+/// The pages are faulted in at once, on every core: at start-up the kernel mostly recycles pages the last
+/// process freed, while the same faults taken in the first step (seconds later) cost several times more
+/// (measured: 280 MB of moments 0.05 s at build time vs +0.3 s in step 1).
 final class ZeroPagedFloats: @unchecked Sendable {
     let base: UnsafeMutablePointer<Float>
     let count: Int
@@ -237,11 +239,23 @@ final class ZeroPagedFloats: @unchecked Sendable {
             let start = UnsafeMutableRawPointer(bitPattern: aligned)!
             _ = madvise(start, length - (aligned - Int(bitPattern: m)), MADV_HUGEPAGE)
             base = start.bindMemory(to: Float.self, capacity: max(count, 1))
+            prefault()
         } else {
             // No map (address space exhausted?): ordinary zeroed memory.
             mapping = nil; mappedBytes = 0
             base = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
             base.initialize(repeating: 0, count: max(count, 1))
+        }
+    }
+
+    /// Faults every page in now, on every core (one zero written per 4 KiB page: the contents stay zero).
+    func prefault() {
+        let raw = UnsafeMutableRawPointer(base), bytes = count * 4
+        let piece = 2 << 20, pieces = (bytes + piece - 1) / piece
+        DispatchQueue.concurrentPerform(iterations: pieces) { k in
+            var o = k * piece
+            let end = min(bytes, o + piece)
+            while o < end { raw.storeBytes(of: 0, toByteOffset: o, as: UInt32.self); o += 4096 }
         }
     }
 
