@@ -99,7 +99,11 @@ public final class AdamW {
     /// (nil: all) marks the parameters torch would see with a `.grad`; the others are skipped.
     /// Every element is updated in one pass (read p, g, m, v; write p, m, v), the work split into fixed chunks
     /// over all parameters and run on every core; elementwise, so the result does not depend on the split.
-    public func step(_ parameters: [TrainableTensor], lr: Double, hasGradient: [Bool]? = nil) {
+    ///
+    /// `gradScale` (clip_grad_norm_'s coefficient, see `GradientClipping.coefficient`) multiplies each gradient
+    /// element as it is read — the same fp32 product `clip` stores — so clipping costs no pass of its own; the
+    /// gradient buffers keep the unscaled values (the Trainer zeroes them next).
+    public func step(_ parameters: [TrainableTensor], lr: Double, hasGradient: [Bool]? = nil, gradScale: Float = 1) {
         precondition(parameters.count == counts.count, "AdamW: parameter list changed")
         precondition(hasGradient == nil || hasGradient!.count == parameters.count, "AdamW: gradient mask size")
         for (k, p) in parameters.enumerated() { precondition(p.count == counts[k], "AdamW: \(p.name) changed size") }
@@ -135,8 +139,12 @@ public final class AdamW {
             let p = parameters[item.k], s = scalars[item.k], n = item.hi - item.lo
             let pv = p.value.baseAddress! + item.lo, pg = p.grad.baseAddress! + item.lo
             let pm = base + mOff[item.k] + item.lo, pq = base + vOff[item.k] + item.lo
-            if fresh[item.k] { AdamW.update(pv, pg, pm, pq, n, s, fresh: true) }
-            else { AdamW.update(pv, pg, pm, pq, n, s, fresh: false) }
+            switch (fresh[item.k], gradScale != 1) {
+            case (true, false): AdamW.update(pv, pg, pm, pq, n, s, fresh: true, scaled: false, gradScale: 1)
+            case (false, false): AdamW.update(pv, pg, pm, pq, n, s, fresh: false, scaled: false, gradScale: 1)
+            case (true, true): AdamW.update(pv, pg, pm, pq, n, s, fresh: true, scaled: true, gradScale: gradScale)
+            case (false, true): AdamW.update(pv, pg, pm, pq, n, s, fresh: false, scaled: true, gradScale: gradScale)
+            }
         }
         if work.count > 2 {
             work.withUnsafeBufferPointer { items in DispatchQueue.concurrentPerform(iterations: items.count) { run(items[$0]) } }
@@ -147,19 +155,21 @@ public final class AdamW {
     }
 
     /// The per-element update, 8 lanes at a time (SIMD lanes run the same IEEE operations in the same order
-    /// as the scalar tail, so results do not depend on the vector width). `fresh`: m and v are known to be
+    /// as the scalar tail, so results do not depend on the vector width). `scaled`: g ← g·gradScale first.
+    /// `fresh`: m and v are known to be
     /// zero (the parameter's first step), so they are not read — the same arithmetic runs on constant zeros,
     /// giving the bits a read of the zero moments would.
     @inline(__always)
     static func update(_ pv: UnsafeMutablePointer<Float>, _ pg: UnsafeMutablePointer<Float>, _ pm: UnsafeMutablePointer<Float>,
-                       _ pq: UnsafeMutablePointer<Float>, _ n: Int, _ s: UpdateScalars, fresh: Bool) {
+                       _ pq: UnsafeMutablePointer<Float>, _ n: Int, _ s: UpdateScalars, fresh: Bool, scaled: Bool, gradScale: Float) {
         if n <= 0 { return }
         let decayFactor = s.decayFactor, w1 = s.w1, b2 = s.b2, w2 = s.w2, bc2Sqrt = s.bc2Sqrt, eps = s.eps, stepSize = s.stepSize
         let decays = decayFactor != 1, small = s.small
         var i = 0
         typealias V8 = SIMD8<Float>
         while i + 8 <= n {
-            let g = UnsafeRawPointer(pg + i).loadUnaligned(as: V8.self)
+            var g = UnsafeRawPointer(pg + i).loadUnaligned(as: V8.self)
+            if scaled { g = g * gradScale }
             var x = UnsafeRawPointer(pv + i).loadUnaligned(as: V8.self)
             if decays { x = x * decayFactor }
             var mi = fresh ? V8(repeating: 0) : UnsafeRawPointer(pm + i).loadUnaligned(as: V8.self)
@@ -175,7 +185,8 @@ public final class AdamW {
             i += 8
         }
         while i < n {
-            let g = pg[i]
+            var g = pg[i]
+            if scaled { g = g * gradScale }
             var x = pv[i]
             if decays { x = x * decayFactor }
             var mi: Float = fresh ? 0 : pm[i]
@@ -356,15 +367,22 @@ public enum GradientClipping {
         return s
     }
 
+    /// clip_grad_norm_'s scale for a total norm: min(max_norm / (norm + 1e-6), 1) in fp32 (NaN stays NaN).
+    /// `AdamW.step(…, gradScale:)` applies it inside the update instead of a separate pass over the gradients.
+    public static func coefficient(norm: Float, maxNorm: Double) -> Float {
+        var coef = Float(maxNorm) / (norm + 1e-6)
+        if coef > 1 { coef = 1 }
+        if coef.isNaN { coef = .nan }
+        return coef
+    }
+
     /// `torch.nn.utils.clip_grad_norm_`: coef = min(max_norm / (norm + 1e-6), 1), grads *= coef (always
     /// applied in torch, also when coef is 1 — a multiplication by 1 that changes no bit, so skipped here).
     /// Returns the pre-clip norm (what the Trainer logs as grad_norm).
     @discardableResult
     public static func clip(_ parameters: [TrainableTensor], maxNorm: Double) -> Float {
         let norm = totalNorm(parameters)
-        var coef = Float(maxNorm) / (norm + 1e-6)
-        if coef > 1 { coef = 1 }
-        if coef.isNaN { coef = .nan }
+        let coef = coefficient(norm: norm, maxNorm: maxNorm)
         if coef == 1 { return norm }
         var work: [(k: Int, lo: Int, hi: Int)] = []
         for (k, p) in parameters.enumerated() {
