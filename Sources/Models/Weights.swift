@@ -9,12 +9,14 @@ public enum StoredDType: String, Sendable {
     var size: Int { self == .f32 ? 4 : 2 }
 }
 
-/// Large fp32 buffers that are about to be written whole (trainable values, gradients): asks for 2 MiB
-/// pages (transparent huge pages in the kernel's "madvise" mode) before the first touch, so filling 67 MB
-/// costs ~32 page faults instead of ~16 000, and zero-fills fresh ones without writing them.
+/// Fresh fp32 buffers for trainable values and gradients. Start-up cost here is page faults (~3 µs per
+/// 4 KiB page on this VM: 134 MB of modules_to_save values + 134 MB of their gradients ≈ 0.2 s), so a
+/// buffer is faulted in once, by whoever writes it first, and never filled twice. (2 MiB transparent huge
+/// pages were tried: 5× faster when the kernel recycles a block freed moments ago, 2-3× slower when the
+/// block comes back from the balloon's free-page reporting, which is the usual case — median worse.)
 enum FreshBuffer {
-    /// Below this the syscalls cost more than they save.
-    static let adviseBytes = 1 << 20
+    /// Below this a memset is cheaper than the syscall.
+    static let dropBytes = 1 << 20
     static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     /// The whole pages inside [p, p + bytes), or nil.
@@ -25,21 +27,15 @@ enum FreshBuffer {
         return (start, hi - lo)
     }
 
-    /// An uninitialised buffer of `count` floats, backed by huge pages where possible (not yet touched).
-    static func uninitialized(_ count: Int) -> FBuf {
-        let b = FBuf(count, zero: false)
-        if count * 4 >= adviseBytes, let (start, n) = wholePages(UnsafeMutableRawPointer(b.p), count * 4) {
-            _ = madvise(start, n, Int32(MADV_HUGEPAGE))
-        }
-        return b
-    }
+    /// An uninitialised buffer of `count` floats (its pages untouched until written).
+    static func uninitialized(_ count: Int) -> FBuf { FBuf(count, zero: false) }
 
     /// A zero-filled buffer of `count` floats. A large one is zeroed without being written: the partial pages
     /// at its ends are cleared, and its whole pages are handed back with MADV_DONTNEED — heap memory is
-    /// private anonymous memory, whose dropped pages read back zero-filled — so the zero pages cost a page
-    /// fault when first written (by the gradient's first accumulation) rather than a fill now plus that fault.
+    /// private anonymous memory, whose dropped pages read back zero-filled — so each page costs one fault
+    /// when first written (the first zeroGrad or gradient accumulation) instead of a fill now plus that fault.
     static func zeroed(_ count: Int) -> FBuf {
-        guard count * 4 >= adviseBytes else { return FBuf(count) }
+        guard count * 4 >= dropBytes else { return FBuf(count) }
         let b = uninitialized(count)
         let raw = UnsafeMutableRawPointer(b.p)
         guard let (start, n) = wholePages(raw, count * 4), madvise(start, n, Int32(MADV_DONTNEED)) == 0 else {

@@ -30,9 +30,9 @@ public struct TrainableTensor {
 ///   p ← p·(1 − lr·wd);  m ← lerp(m, g, 1−β1);  v ← β2·v + (1−β2)·g·g;
 ///   p ← p − (lr/(1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε)
 ///
-/// The moments live in one anonymous memory map (`ZeroPagedFloats`) in 2 MiB pages: the kernel supplies them
-/// zero-filled, so building the optimizer writes one word per page instead of filling 2× the trainable bytes
-/// with zeros, and a parameter's first step computes from m = v = 0 without reading them.
+/// The moments live in one anonymous memory map (`ZeroPagedFloats`): the kernel supplies them zero-filled, so
+/// building the optimizer writes one word per page instead of filling 2× the trainable bytes with zeros, and
+/// a parameter's first step computes from m = v = 0 without reading them.
 public final class AdamW {
     public var beta1: Double, beta2: Double, eps: Double, weightDecay: Double
     /// Optimizer steps taken.
@@ -227,11 +227,9 @@ public struct MomentTensors: RandomAccessCollection {
 }
 
 /// fp32 storage that starts out zero without being written: an anonymous private memory map, whose pages
-/// the kernel supplies zero-filled (calloc's trick for large blocks), in 2 MiB pages where the kernel's
-/// transparent huge pages allow it (one fault per 2 MiB instead of per 4 KiB; ~4 µs a fault on this VM).
-/// The pages are faulted in at once, on every core: at start-up the kernel mostly recycles pages the last
-/// process freed, while the same faults taken in the first step (seconds later) cost several times more
-/// (measured: 280 MB of moments 0.05 s at build time vs +0.3 s in step 1).
+/// the kernel supplies zero-filled (calloc's trick for large blocks). The pages are faulted in at once, on
+/// every core, one word written per page — the faults (~3 µs per 4 KiB page on this VM) are the whole cost;
+/// the old `[Float](repeating: 0)` paid them plus a fill of 2× the trainable bytes.
 final class ZeroPagedFloats: @unchecked Sendable {
     let base: UnsafeMutablePointer<Float>
     let count: Int
@@ -240,16 +238,11 @@ final class ZeroPagedFloats: @unchecked Sendable {
 
     init(count: Int) {
         self.count = count
-        let huge = 2 << 20
-        let bytes = max(count, 1) * MemoryLayout<Float>.size
-        let length = (bytes + huge - 1) / huge * huge + huge   // room to start on a 2 MiB boundary
+        let length = max(count, 1) * MemoryLayout<Float>.size
         let m = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         if let m, m != MAP_FAILED {
             mapping = m; mappedBytes = length
-            let aligned = (Int(bitPattern: m) + huge - 1) / huge * huge
-            let start = UnsafeMutableRawPointer(bitPattern: aligned)!
-            _ = madvise(start, length - (aligned - Int(bitPattern: m)), MADV_HUGEPAGE)
-            base = start.bindMemory(to: Float.self, capacity: max(count, 1))
+            base = m.bindMemory(to: Float.self, capacity: max(count, 1))
             prefault()
         } else {
             // No map (address space exhausted?): ordinary zeroed memory.
@@ -263,6 +256,7 @@ final class ZeroPagedFloats: @unchecked Sendable {
     func prefault() {
         let raw = UnsafeMutableRawPointer(base), bytes = count * 4
         let piece = 2 << 20, pieces = (bytes + piece - 1) / piece
+        if pieces == 0 { return }
         DispatchQueue.concurrentPerform(iterations: pieces) { k in
             var o = k * piece
             let end = min(bytes, o + piece)
