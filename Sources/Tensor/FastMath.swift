@@ -96,7 +96,7 @@ func expReduced4(_ x: SIMD4<Float>, splitScale: Bool) -> SIMD4<Float> {
 ///   tanh rounds to 1 in fp32); at a ≥ 0.875, e ≥ 5.75, so the exp and division errors shrink by
 ///   2/(e+1) < 0.3 before the final subtraction.
 /// Both branches run on every lane and a select picks one; the sign bit of x is copied onto the result
-/// (keeps −0); NaN in gives NaN out.
+/// (keeps −0), and NaN lanes return x.
 @inlinable @inline(__always)
 public func tanhFloat4(_ x: SIMD4<Float>) -> SIMD4<Float> {
     let aBits = laneBits(x) & SIMD4(repeating: 0x7FFF_FFFF)
@@ -115,8 +115,8 @@ public func tanhFloat4(_ x: SIMD4<Float>) -> SIMD4<Float> {
     let e = expReduced4(ac + ac, splitScale: false)
     let big = 1 - 2 / (e + 1)
     let t = laneSelect(laneLess(aBits, laneBits(SIMD4(repeating: 0.875))), small, big)
-    // a NaN lane stays NaN through both branches (no select: the clamp keeps a NaN, e and t inherit it)
-    return laneFloats(laneBits(t) | (laneBits(x) & SIMD4(repeating: Int32.min)))
+    let signed = laneFloats(laneBits(t) | (laneBits(x) & SIMD4(repeating: Int32.min)))
+    return laneSelect(laneIsNaN(x), x, signed)   // the integer clamp above takes a NaN's bits for "> 9.1"
 }
 
 /// tanh of one fp32 value: the same arithmetic as `tanhFloat4`, so both give identical results.
