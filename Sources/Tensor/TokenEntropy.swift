@@ -9,8 +9,9 @@ import Foundation
 /// sums of the same magnitude, so nothing cancels catastrophically in fp32.
 ///
 /// logits: (N, V) row-major, read only — call it before a kernel that overwrites logits with their gradient.
-/// targets: N shifted labels. Each row's entropy is computed in fp32 (as torch does) and the rows are summed
-/// in row order in Double, so the result does not depend on how many threads ran.
+/// targets: N shifted labels. Each row's entropy is computed in fp32 (as torch does; Σe comes from the shared
+/// exp pass, fp32 blocks summed in Double, then rounded to fp32) and the rows are summed in row order in
+/// Double, so the result does not depend on how many threads ran.
 /// Returns (Σ entropy over valid rows, number of valid rows).
 public func tokenEntropySum(logits: UnsafePointer<Float>, targets: UnsafeBufferPointer<Int32>, rows N: Int, vocab V: Int) -> (sum: Double, count: Int) {
     precondition(targets.count >= N, "tokenEntropySum: \(targets.count) targets for \(N) rows")
