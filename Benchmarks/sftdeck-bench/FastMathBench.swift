@@ -2,7 +2,7 @@
 // the Double-evaluated tanhFloat4ViaDouble and scalar libm expf — alone and inside the kernels of a
 // training step: gated GELU forward/backward on T×I = 512×2048 (Gemma's MLP at 2×256 tokens) and the
 // fused loss pass crossEntropyWithEntropy on 256×32768 logits. The "old" kernels are copies of the
-// previous kernel code kept here so both sides run in the same binary. Figures are ns per element of
+// previous kernel code kept here so both sides run in the same binary; old and new runs alternate. Figures are ns per element of
 // process CPU time (all threads; robust on a shared machine) with wall time and cores busy beside them.
 // Also prints the max ulp error of both functions over every 31st fp32 bit pattern and its successor (release only).
 import Dispatch
@@ -34,31 +34,29 @@ fileprivate let beta = Float(2.0.squareRoot() * (2.0 / Double.pi.squareRoot()) *
     raw.storeBytes(of: add ? raw.loadUnaligned(as: SIMD4<Float>.self) + v : v, as: SIMD4<Float>.self)
 }
 
-/// The gated GELU forward with either tanh (count a multiple of 4, as the bench's shapes are).
-@inline(__always) fileprivate func gatedForward(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>,
-                                                _ up: UnsafePointer<Float>, _ n: Int, _ tanh4: (SIMD4<Float>) -> SIMD4<Float>) {
+/// The previous gated GELU forward (count a multiple of 4, as the bench's shapes are), tanhFloat4ViaDouble inlined.
+fileprivate func gatedForward(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int) {
     Parallel.forEachChunk(count: n / 4, grain: ParallelGrain.transcendental / 4) { r in
         for c in r {
             let i = 4 * c, v = load(gate, i)
             let inner = beta * (v + kappa * (v * v * v))
-            store(0.5 * v * (1 + tanh4(inner)) * load(up, i), out, i, add: false)
+            store(0.5 * v * (1 + tanhFloat4ViaDouble(inner)) * load(up, i), out, i, add: false)
         }
     }
 }
 
-/// The gated GELU backward (both gradients) with either tanh, the kernel's arithmetic.
-@inline(__always) fileprivate func gatedBackward(_ dgate: UnsafeMutablePointer<Float>, _ dup: UnsafeMutablePointer<Float>,
-                                                 _ dout: UnsafePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>,
-                                                 _ n: Int, _ tanh4: (SIMD4<Float>) -> SIMD4<Float>) {
+/// The previous gated GELU backward (both gradients), the kernel's arithmetic with tanhFloat4ViaDouble.
+fileprivate func gatedBackward(_ dgate: UnsafeMutablePointer<Float>, _ dup: UnsafeMutablePointer<Float>,
+                               _ dout: UnsafePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int) {
     Parallel.forEachChunk(count: n / 4, grain: ParallelGrain.transcendental / 4) { r in
         for c in r {
             let i = 4 * c, g = load(dout, i), v = load(gate, i)
             let xSq = v * v
             let innerF = beta * (v + kappa * (v * v * v))
             let innerD: SIMD4<Float> = beta * (v + kappa * xSq * v)
-            let tF = tanh4(innerF)
+            let tF = tanhFloat4ViaDouble(innerF)
             store(g * (0.5 * v * (1 + tF)), dup, i, add: true)
-            let tD = innerD == innerF ? tF : tanh4(innerD)
+            let tD = innerD == innerF ? tF : tanhFloat4ViaDouble(innerD)
             let left: SIMD4<Float> = 0.5 * (1 + tD), right: SIMD4<Float> = (0.5 * v) * (1 - tD * tD)
             let innerDerivative: SIMD4<Float> = beta * (1 + (3 * kappa) * xSq)
             store(g * load(up, i) * (left + right * innerDerivative), dgate, i, add: true)
@@ -123,6 +121,19 @@ fileprivate func maxUlp(limit: Float, stride: UInt32, _ f4: (SIMD4<Float>) -> SI
     return (worst, beyondOne, total)
 }
 
+/// `measure` for two bodies at once, alternating their runs so both see the same machine load.
+fileprivate func measurePair(reps: Int, _ a: () -> Void, _ b: () -> Void)
+    -> ((cpu: Double, wall: Double, cores: Double), (cpu: Double, wall: Double, cores: Double)) {
+    var ra = (cpu: Double.infinity, wall: 0.0, cores: 0.0), rb = ra
+    a(); b()
+    for _ in 0..<reps {
+        let one = measure(reps: 1, a), two = measure(reps: 1, b)
+        if one.cpu < ra.cpu { ra = one }
+        if two.cpu < rb.cpu { rb = two }
+    }
+    return (ra, rb)
+}
+
 func runFastMathBench() {
     setvbuf(stdout, nil, _IOLBF, 0)
     print("fastmath: \(Parallel.coreCount) cores; ns per element of CPU time (all threads), wall ns and cores busy in brackets")
@@ -137,13 +148,16 @@ func runFastMathBench() {
     let n = 1 << 22
     let probe = Tensor.randomUniform([n], seed: 11, low: -10, high: 10), sink = Tensor(zeros: [n])
     let pp = probe.data, ps = sink.data
-    func lanes(_ f: (SIMD4<Float>) -> SIMD4<Float>) -> (cpu: Double, wall: Double, cores: Double) {
-        measure(reps: 5) { var i = 0; while i < n { store(f(load(pp, i)), ps, i, add: false); i += 4 } }
-    }
-    line("tanh, 1 thread (ViaDouble -> tanhFloat4)", n, old: lanes(tanhFloat4ViaDouble), new: lanes(tanhFloat4))
+    let (oldTanh, newTanh) = measurePair(reps: 7, {
+        var i = 0; while i < n { store(tanhFloat4ViaDouble(load(pp, i)), ps, i, add: false); i += 4 }
+    }, {
+        var i = 0; while i < n { store(tanhFloat4(load(pp, i)), ps, i, add: false); i += 4 }
+    })
+    line("tanh, 1 thread (ViaDouble -> tanhFloat4)", n, old: oldTanh, new: newTanh)
     let expProbe = Tensor.randomUniform([n], seed: 12, low: -30, high: 0), pe = expProbe.data
-    let libmExp = measure(reps: 5) { for i in 0..<n { ps[i] = expf(pe[i]) } }
-    let fastExp = measure(reps: 5) { var i = 0; while i < n { store(expFloat4(load(pe, i)), ps, i, add: false); i += 4 } }
+    let (libmExp, fastExp) = measurePair(reps: 7, { for i in 0..<n { ps[i] = expf(pe[i]) } }, {
+        var i = 0; while i < n { store(expFloat4(load(pe, i)), ps, i, add: false); i += 4 }
+    })
     line("exp, 1 thread (libm expf -> expFloat4)", n, old: libmExp, new: fastExp)
     let libmTanh = measure(reps: 3) { for i in 0..<n { ps[i] = tanhf(pp[i]) } }
     print(String(format: "  (libm tanhf for scale: %.3f ns per element)", libmTanh.cpu * 1e9 / Double(n)))
@@ -153,38 +167,50 @@ func runFastMathBench() {
     let gate = Tensor.randomNormal([t, inter], seed: 21, std: 1.5), up = Tensor.randomNormal([t, inter], seed: 22)
     let dout = Tensor.randomNormal([t, inter], seed: 23), out = Tensor(zeros: [t, inter])
     let dgate = Tensor(zeros: [t, inter]), dup = Tensor(zeros: [t, inter])
-    let oldF = measure(reps: 5) { gatedForward(out.data, gate.data, up.data, count, tanhFloat4ViaDouble) }
-    let newF = measure(reps: 5) { geluTanhGatedForward(out: out, gate: gate, up: up) }
+    let (oldF, newF) = measurePair(reps: 7, { gatedForward(out.data, gate.data, up.data, count) },
+                                   { geluTanhGatedForward(out: out, gate: gate, up: up) })
     line("geluTanhGatedForward 512x2048", count, old: oldF, new: newF)
-    let oldB = measure(reps: 5) { gatedBackward(dgate.data, dup.data, dout.data, gate.data, up.data, count, tanhFloat4ViaDouble) }
-    let newB = measure(reps: 5) { geluTanhGatedBackward(dgate: dgate, dup: dup, dout: dout, gate: gate, up: up) }
+    let (oldB, newB) = measurePair(reps: 7, { gatedBackward(dgate.data, dup.data, dout.data, gate.data, up.data, count) },
+                                   { geluTanhGatedBackward(dgate: dgate, dup: dup, dout: dout, gate: gate, up: up) })
     line("geluTanhGatedBackward 512x2048", count, old: oldB, new: newB)
-    let newBcopy = measure(reps: 5) { gatedBackward(dgate.data, dup.data, dout.data, gate.data, up.data, count, tanhFloat4) }
-    print(String(format: "  (the bench's copy of the backward with tanhFloat4: %.3f ns, so the kernel's own loop costs %+.3f ns)",
-                 newBcopy.cpu * 1e9 / Double(count), (newB.cpu - newBcopy.cpu) * 1e9 / Double(count)))
 
-    // the fused loss pass: 256 rows of a 32768 vocabulary, loss + entropy + dlogits
+    // the fused loss pass: 256 rows of a 32768 vocabulary, loss + entropy + dlogits (the logits are copied
+    // back before each run, as the pass overwrites them; the copy's time is measured alone and subtracted)
     let rows = 256, vocab = 32768
     let logits = Tensor.randomNormal([rows, vocab], seed: 31, std: 2), work = Tensor(zeros: [rows, vocab])
     var g = SeededGenerator(seed: 32)
     let targets = (0..<rows).map { _ in Int32(g.next() % UInt64(vocab)) }
     var checksum = 0.0
-    let oldCE = measure(reps: 3) {
+    let (oldCE, newCE) = measurePair(reps: 5, {
         memcpy(work.data, logits.data, 4 * rows * vocab)
         checksum += oldCrossEntropyWithEntropy(work.data, rows: rows, vocab: vocab, targets: targets, scale: 1 / Float(rows))
-    }
-    let newCE = measure(reps: 3) {
+    }, {
         memcpy(work.data, logits.data, 4 * rows * vocab)
         let s = targets.withUnsafeBufferPointer {
             crossEntropyWithEntropy(logits: work.data, rows: rows, vocab: vocab, targets: $0, scale: 1 / Float(rows), computeGrad: true)
         }
         checksum += s.crossEntropy.lossSum + s.entropySum
-    }
-    let copyOnly = measure(reps: 3) { memcpy(work.data, logits.data, 4 * rows * vocab) }
+    })
+    let copyOnly = measure(reps: 5) { memcpy(work.data, logits.data, 4 * rows * vocab) }
     func minus(_ a: (cpu: Double, wall: Double, cores: Double), _ b: (cpu: Double, wall: Double, cores: Double)) -> (cpu: Double, wall: Double, cores: Double) {
         (a.cpu - b.cpu, a.wall - b.wall, (a.cpu - b.cpu) / max(1e-12, a.wall - b.wall))
     }
     line("crossEntropyWithEntropy 256x32768 (grad)", rows * vocab, old: minus(oldCE, copyOnly), new: minus(newCE, copyOnly))
+    // where the fused pass's time goes: without the gradient (no store, no scale pass), the entropy alone
+    // (max + one exp pass with fp32 sums), the softmax of the same rows (max + exp pass + scale pass)
+    let noGrad = measure(reps: 3) {
+        let s = targets.withUnsafeBufferPointer {
+            crossEntropyWithEntropy(logits: logits.data, rows: rows, vocab: vocab, targets: $0, scale: 1, computeGrad: false)
+        }
+        checksum += s.entropySum
+    }
+    let entropyOnly = measure(reps: 3) {
+        checksum += targets.withUnsafeBufferPointer { tokenEntropySum(logits: logits.data, targets: $0, rows: rows, vocab: vocab) }.sum
+    }
+    let softmaxRows = measure(reps: 3) { softmaxForward(out: work, logits) }
+    let e = Double(rows * vocab)
+    print(String(format: "  (new, ns per element: without the gradient %.3f, tokenEntropySum %.3f, softmaxForward %.3f)",
+                 noGrad.cpu * 1e9 / e, entropyOnly.cpu * 1e9 / e, softmaxRows.cpu * 1e9 / e))
     let sm = Tensor.randomNormal([512, 1024], seed: 41, std: 3), smOut = Tensor(zeros: [512, 1024])
     let newSM = measure(reps: 5) { softmaxForward(out: smOut, sm) }
     print(String(format: "softmaxForward 512x1024: %.3f ns per element (checksum %.3f)", newSM.cpu * 1e9 / Double(512 * 1024), checksum))

@@ -9,8 +9,9 @@ import Foundation
 /// sums of the same magnitude, so nothing cancels catastrophically in fp32.
 ///
 /// logits: (N, V) row-major, read only — call it before a kernel that overwrites logits with their gradient.
-/// targets: N shifted labels. Each row's entropy is computed in fp32 (as torch does) and the rows are summed
-/// in row order in Double, so the result does not depend on how many threads ran.
+/// targets: N shifted labels. Each row's entropy is computed in fp32 (as torch does; Σe comes from the shared
+/// exp pass, fp32 blocks summed in Double, then rounded to fp32) and the rows are summed in row order in
+/// Double, so the result does not depend on how many threads ran.
 /// Returns (Σ entropy over valid rows, number of valid rows).
 public func tokenEntropySum(logits: UnsafePointer<Float>, targets: UnsafeBufferPointer<Int32>, rows N: Int, vocab V: Int) -> (sum: Double, count: Int) {
     precondition(targets.count >= N, "tokenEntropySum: \(targets.count) targets for \(N) rows")
@@ -32,10 +33,11 @@ public func tokenEntropySum(logits: UnsafePointer<Float>, targets: UnsafeBufferP
 /// Entropy of softmax(z) for one row of V logits (fp32, max-shifted log-sum-exp).
 @inline(__always)
 func rowEntropy(_ z: UnsafePointer<Float>, _ V: Int) -> Float {
-    let m = rowMax(z, V)
+    let m = rowMaxAndArgmax(z, V).max
     guard m.isFinite else { return .nan }    // an overflowed (or all −inf) row: let the caller see it, as torch would
-    let sums = expShiftedRow(z, V, max: m, store: nil, double: false, float: true, weighted: true)
-    return logf(sums.float) - sums.weighted / sums.float
+    let sums = expShiftedRow(z, V, max: m, store: nil, double: true, float: false, weighted: true)
+    let total = Float(sums.double)
+    return logf(total) - sums.weighted / total
 }
 
 // MARK: - fused loss pass: cross-entropy, its gradient and the entropy metric from one exp pass per row
@@ -81,10 +83,10 @@ public func crossEntropyWithEntropy(logits pl: UnsafeMutablePointer<Float>, rows
             precondition(t >= 0 && Int(t) < v, "crossEntropyWithEntropy: target \(t) at row \(r) outside 0..<\(v)")
             let (m, arg) = rowMaxAndArgmax(x, v)
             let target = x[Int(t)]
-            // cross-entropy's (and its gradient's) normaliser Σe in fp64 as crossEntropyForward; the
-            // entropy's Σe and Σe·d in fp32 as tokenEntropySum; the same lanes and order as both
-            let sums = expShiftedRow(x, v, max: m, store: computeGrad ? x : nil, double: true, float: true, weighted: true)
-            let sum = sums.double, s = sums.float, w = sums.weighted
+            // cross-entropy's (and its gradient's) normaliser Σe as crossEntropyForward (the entropy takes it
+            // rounded to fp32) and the entropy's Σe·d as tokenEntropySum: the same lanes and order as both
+            let sums = expShiftedRow(x, v, max: m, store: computeGrad ? x : nil, double: true, float: false, weighted: true)
+            let sum = sums.double, s = Float(sums.double), w = sums.weighted
             let loss = Double(m) + Foundation.log(sum) - Double(target)
             rowLoss[r] = loss
             rowCorrect[r] = arg == Int(t) ? 1 : 0

@@ -131,11 +131,14 @@ final class FastMathTests: XCTestCase {
     /// max/argmax in 4 lanes against the scalar first-maximum loop, on ties, tails and short rows.
     func testRowMaxAndArgmaxIsTheFirstMaximum() {
         var g = SeededGenerator(seed: 5)
-        for n in [1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 31, 64, 67] {
+        for n in [1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 15, 16, 17, 23, 24, 31, 64, 67] {
             for trial in 0..<20 {
-                // few distinct values, so ties are common
-                var x = (0..<n).map { _ in Float(Int(g.nextUniform() * 4)) }
+                // few distinct values, so ties are common; from trial 10 on, both signs and the extremes
+                // (order keys of −3e38 and +3e38 differ by more than Int32.max)
+                let pool: [Float] = trial < 10 ? [0, 1, 2, 3] : [-3e38, 3e38, -.infinity, .infinity, -2.5, -1, 7, 1e-40, -1e-40]
+                var x = (0..<n).map { _ in pool[Int(g.nextUniform() * Float(pool.count)) % pool.count] }
                 if trial == 0 { x = [Float](repeating: 1, count: n) }
+                if trial == 1 { x = [Float](repeating: -.infinity, count: n) }
                 var m = x[0], arg = 0
                 for j in 1..<n where x[j] > m { m = x[j]; arg = j }
                 let r = x.withUnsafeBufferPointer { rowMaxAndArgmax($0.baseAddress!, n) }
