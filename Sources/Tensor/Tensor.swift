@@ -53,7 +53,7 @@
 /// **Storage formats** (`Half.swift`): `BFloat16Bits`/f16 conversions (f32→bf16 round-to-nearest-even
 /// exactly as torch), bulk `convertBF16ToF32`, `convertF32ToBF16`, `convertF16ToF32`, `convertF32ToF16`.
 ///
-/// **Fast math** (`FastMath.swift`): `tanhFloat`/`tanhFloat4` (evaluated in Double, ≤ 1 ulp).
+/// **Fast math** (`FastMath.swift`): fp32 SIMD `tanhFloat4`/`tanhFloat` (≤ 1.21 ulp) and `expFloat4`/`expFloat` (≤ 1 ulp), no libm.
 ///
 /// **Threads** (`Parallel.swift`): `Parallel.forEachChunk(count:grain:_:)` splits element/row loops
 /// with `DispatchQueue.concurrentPerform` above a size threshold (`forEachFixedChunk` for reductions
