@@ -75,7 +75,7 @@ extension Gemma3Model {
                                    B: Parameter(name: base + ".lora_B.default.weight", shape: [lin.outF, s.r], value: FBuf(lin.outF * s.r, zero: initialize)))
         }
         func saved(_ w: Weight, _ name: String) -> Parameter {
-            initialize ? w.trainableCopy(name: name) : Parameter(name: name, shape: w.shape, value: FBuf(w.count, zero: false))
+            initialize ? w.trainableCopy(name: name) : Parameter(name: name, shape: w.shape, value: FreshBuffer.uninitialized(w.count))
         }
         if s.modulesToSave.contains("embed_tokens") {
             embedForward = Weight(param: saved(embedding, "base_model.model." + prefix + "embed_tokens.modules_to_save.default.weight"))
@@ -206,18 +206,45 @@ extension Gemma3Model {
                           exactTargets: loraModules)
             lora = s
         }
+        // What goes where, checked first; then every copy runs (largest first, big tensors in pieces) on
+        // every core — disjoint destinations, so the result does not depend on the order.
         var problems: [String] = []
+        var copies: [(src: FrozenTensor, dst: FPtr, start: Int, count: Int)] = []
+        func plan(_ t: FrozenTensor, _ dst: FPtr) {
+            let piece = 1 << 21   // 8 MB of fp32
+            var lo = 0
+            repeat { copies.append((t, dst + lo, lo, min(piece, t.count - lo))); lo += piece } while lo < t.count
+        }
         for lin in loraLinears {
             let a = lin.lora!
             for (suffix, p) in [(".lora_A.weight", a.A), (".lora_B.weight", a.B)] {
                 guard let t = byName[lin.name + suffix] else { problems.append("missing " + lin.name + suffix); continue }
                 guard t.shape == p.shape else { problems.append("\(lin.name + suffix) \(t.shape) (expected \(p.shape))"); continue }
-                t.read(into: p.valueBuf.p, start: 0, count: p.count)
+                plan(t, p.valueBuf.p)
             }
         }
         for (w, orig, key) in [(embedForward, embedding, prefix + "embed_tokens.weight"), (headForward, headWeight, "lm_head.weight")] where w !== orig {
             guard let t = byName[key] else { problems.append("missing modules_to_save tensor " + key); continue }
-            do { try w.assign(from: t) } catch { problems.append("\(key): \(error)") }
+            if let dst = w.trainableValues {
+                guard t.shape == w.shape else { problems.append("\(key): shape \(t.shape) does not match \(w.shape)"); continue }
+                plan(t, dst)
+            } else {
+                do { try w.assign(from: t) } catch { problems.append("\(key): \(error)") }
+            }
+        }
+        if problems.isEmpty {
+            copies.sort { $0.count > $1.count }
+            let failure = NSLock()
+            var readError: Error?
+            copies.withUnsafeBufferPointer { jobs in
+                DispatchQueue.concurrentPerform(iterations: jobs.count) { j in
+                    let c = jobs[j]
+                    do { try st.readF32(c.src, into: c.dst, start: c.start, count: c.count) } catch {
+                        failure.lock(); if readError == nil { readError = error }; failure.unlock()
+                    }
+                }
+            }
+            if let readError { throw readError }
         }
         let unknown = Set(loraModules).subtracting(loraLinears.map { $0.name })
         if !unknown.isEmpty { problems.append("no such linear module: " + unknown.sorted().prefix(5).joined(separator: ", ")) }

@@ -32,17 +32,10 @@ public func tokenEntropySum(logits: UnsafePointer<Float>, targets: UnsafeBufferP
 /// Entropy of softmax(z) for one row of V logits (fp32, max-shifted log-sum-exp).
 @inline(__always)
 func rowEntropy(_ z: UnsafePointer<Float>, _ V: Int) -> Float {
-    var m = -Float.infinity
-    for v in 0..<V where z[v] > m { m = z[v] }
+    let m = rowMax(z, V)
     guard m.isFinite else { return .nan }    // an overflowed (or all −inf) row: let the caller see it, as torch would
-    var s: Float = 0, w: Float = 0
-    for v in 0..<V {
-        let d = z[v] - m
-        let e = expf(d)
-        s += e
-        w += e * d
-    }
-    return logf(s) - w / s
+    let sums = expShiftedRow(z, V, max: m, store: nil, double: false, float: true, weighted: true)
+    return logf(sums.float) - sums.weighted / sums.float
 }
 
 // MARK: - fused loss pass: cross-entropy, its gradient and the entropy metric from one exp pass per row
@@ -86,25 +79,12 @@ public func crossEntropyWithEntropy(logits pl: UnsafeMutablePointer<Float>, rows
                 continue
             }
             precondition(t >= 0 && Int(t) < v, "crossEntropyWithEntropy: target \(t) at row \(r) outside 0..<\(v)")
-            var m = x[0], arg = 0
-            for j in 1..<v where x[j] > m { m = x[j]; arg = j }
+            let (m, arg) = rowMaxAndArgmax(x, v)
             let target = x[Int(t)]
-            var sum: Double = 0           // cross-entropy's (and its gradient's) normaliser, fp64 as crossEntropyForward
-            var s: Float = 0, w: Float = 0 // the entropy's Σe and Σe·d, fp32 as tokenEntropySum
-            if computeGrad {
-                for j in 0..<v {
-                    let d = x[j] - m
-                    let e = expf(d)
-                    sum += Double(e); s += e; w += e * d
-                    x[j] = e
-                }
-            } else {
-                for j in 0..<v {
-                    let d = x[j] - m
-                    let e = expf(d)
-                    sum += Double(e); s += e; w += e * d
-                }
-            }
+            // cross-entropy's (and its gradient's) normaliser Σe in fp64 as crossEntropyForward; the
+            // entropy's Σe and Σe·d in fp32 as tokenEntropySum; the same lanes and order as both
+            let sums = expShiftedRow(x, v, max: m, store: computeGrad ? x : nil, double: true, float: true, weighted: true)
+            let sum = sums.double, s = sums.float, w = sums.weighted
             let loss = Double(m) + Foundation.log(sum) - Double(target)
             rowLoss[r] = loss
             rowCorrect[r] = arg == Int(t) ? 1 : 0

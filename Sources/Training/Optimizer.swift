@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // AdamW, learning-rate schedules and gradient clipping, each written to reproduce the PyTorch /
 // transformers code the HF Trainer runs (torch.optim.AdamW(fused=True) on CPU, transformers 5.24
@@ -26,6 +29,10 @@ public struct TrainableTensor {
 /// Per element, in fp32, in the order of ATen's fused CPU kernel (`FusedAdamKernel.cpp`, ADAMW mode):
 ///   p ← p·(1 − lr·wd);  m ← lerp(m, g, 1−β1);  v ← β2·v + (1−β2)·g·g;
 ///   p ← p − (lr/(1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε)
+///
+/// The moments live in one anonymous memory map (`ZeroPagedFloats`): the kernel supplies them zero-filled, so
+/// building the optimizer writes one word per page instead of filling 2× the trainable bytes with zeros, and
+/// a parameter's first step computes from m = v = 0 without reading them.
 public final class AdamW {
     public var beta1: Double, beta2: Double, eps: Double, weightDecay: Double
     /// Optimizer steps taken.
@@ -34,29 +41,32 @@ public final class AdamW {
     /// the window's forward, e.g. the vision tower on text-only rows) is skipped by torch AdamW — no decay,
     /// no moment update, no step — so its bias correction runs on its own count.
     public private(set) var parameterSteps: [Int]
-    public private(set) var expAvg: [[Float]]
-    public private(set) var expAvgSq: [[Float]]
     public let decayFlags: [Bool]
+    /// Element counts of the parameters (init order) and where each one's m and v start in `moments`.
+    private let counts: [Int]
+    private let mOffsets: [Int], vOffsets: [Int]
+    private let moments: ZeroPagedFloats
+    /// Per parameter: m and v are still all zero (no step and no restore wrote them).
+    private var momentsZero: [Bool]
+
+    /// `exp_avg` of each parameter (a copy out of the optimizer's storage).
+    public var expAvg: MomentTensors { MomentTensors(storage: moments, offsets: mOffsets, counts: counts) }
+    /// `exp_avg_sq` of each parameter (a copy out of the optimizer's storage).
+    public var expAvgSq: MomentTensors { MomentTensors(storage: moments, offsets: vOffsets, counts: counts) }
 
     public init(parameters: [TrainableTensor], beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8,
                 weightDecay: Double = 0) {
         self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
-        // Zeroed moments. Touching ~2× the trainable bytes is most of the trainer's start-up (page faults),
-        // so the buffers are filled on every core, largest first.
-        let counts = parameters.map(\.count)
-        let order = counts.indices.sorted { counts[$0] > counts[$1] }
-        var m = [[Float]](repeating: [], count: counts.count), v = [[Float]](repeating: [], count: counts.count)
-        m.withUnsafeMutableBufferPointer { mp in
-            v.withUnsafeMutableBufferPointer { vp in
-                let mp = mp, vp = vp
-                DispatchQueue.concurrentPerform(iterations: 2 * order.count) { k in
-                    let i = order[k / 2]
-                    if k % 2 == 0 { mp[i] = [Float](repeating: 0, count: counts[i]) } else { vp[i] = [Float](repeating: 0, count: counts[i]) }
-                }
-            }
+        counts = parameters.map(\.count)
+        // Each tensor's m and v start on a 64-byte boundary (16 floats).
+        var m: [Int] = [], v: [Int] = [], end = 0
+        for c in counts {
+            m.append(end); end += (c + 15) & ~15
+            v.append(end); end += (c + 15) & ~15
         }
-        expAvg = m
-        expAvgSq = v
+        mOffsets = m; vOffsets = v
+        moments = ZeroPagedFloats(count: end)
+        momentsZero = Array(repeating: true, count: counts.count)
         decayFlags = parameters.map { AdamW.usesWeightDecay($0) }
         parameterSteps = Array(repeating: 0, count: parameters.count)
     }
@@ -76,65 +86,96 @@ public final class AdamW {
         return parts.contains { $0.hasSuffix("_norm") }
     }
 
+    /// The scalars of one parameter's update in a step (fp32, as torch's fused kernel receives them).
+    struct UpdateScalars {
+        var decayFactor: Float, w1: Float, small: Bool, b2: Float, w2: Float, bc2Sqrt: Float, eps: Float, stepSize: Float
+    }
+
+    /// Elements per work item of a step: 256 KiB of each stream, large enough to amortise the dispatch,
+    /// small enough that both cores get a balanced share of the ~35M elements of a LoRA + modules_to_save run.
+    static let chunkElements = 1 << 16
+
     /// One optimizer step with learning rate `lr` over `parameters` (same order as at init). `hasGradient`
     /// (nil: all) marks the parameters torch would see with a `.grad`; the others are skipped.
-    public func step(_ parameters: [TrainableTensor], lr: Double, hasGradient: [Bool]? = nil) {
-        precondition(parameters.count == expAvg.count, "AdamW: parameter list changed")
+    /// Every element is updated in one pass (read p, g, m, v; write p, m, v), the work split into fixed chunks
+    /// over all parameters and run on every core; elementwise, so the result does not depend on the split.
+    ///
+    /// `gradScale` (clip_grad_norm_'s coefficient, see `GradientClipping.coefficient`) multiplies each gradient
+    /// element as it is read — the same fp32 product `clip` stores — so clipping costs no pass of its own; the
+    /// gradient buffers keep the unscaled values (the Trainer zeroes them next).
+    public func step(_ parameters: [TrainableTensor], lr: Double, hasGradient: [Bool]? = nil, gradScale: Float = 1) {
+        precondition(parameters.count == counts.count, "AdamW: parameter list changed")
         precondition(hasGradient == nil || hasGradient!.count == parameters.count, "AdamW: gradient mask size")
+        for (k, p) in parameters.enumerated() { precondition(p.count == counts[k], "AdamW: \(p.name) changed size") }
         stepCount += 1
         let w1 = Float(1 - beta1), b2 = Float(beta2), w2 = Float(1 - beta2), epsF = Float(eps)
         let small = abs(w1) < 0.5
-        for (k, p) in parameters.enumerated() {
-            if let mask = hasGradient, !mask[k] { continue }
-            parameterSteps[k] += 1
-            let t = Double(parameterSteps[k])
+        var scalars: [UpdateScalars] = []
+        var fresh: [Bool] = []
+        var work: [(k: Int, lo: Int, hi: Int)] = []
+        var active: [Int] = []
+        scalars.reserveCapacity(parameters.count); fresh.reserveCapacity(parameters.count)
+        for k in parameters.indices {
+            let skip = hasGradient.map { !$0[k] } ?? false
+            if !skip {
+                parameterSteps[k] += 1
+                active.append(k)
+            }
+            let t = Double(max(parameterSteps[k], 1))
             let biasCorrection1 = 1 - pow(beta1, t)
             let biasCorrection2 = 1 - pow(beta2, t)
-            let stepSize = Float(lr / biasCorrection1)
-            let bc2Sqrt = Float(biasCorrection2.squareRoot())
             let decay = decayFlags[k] && weightDecay != 0
-            let decayFactor = Float(1 - lr * weightDecay)
-            let value = p.value, grad = p.grad
-            expAvg[k].withUnsafeMutableBufferPointer { m in
-                expAvgSq[k].withUnsafeMutableBufferPointer { v in
-                    // Elementwise, so chunks of large tensors run on every core with identical results.
-                    let chunk = 1 << 16
-                    let chunks = (value.count + chunk - 1) / chunk
-                    let df = decay ? decayFactor : 1
-                    func run(_ c: Int) {
-                        let lo = c * chunk, hi = min(lo + chunk, value.count)
-                        AdamW.update(value: UnsafeMutableBufferPointer(rebasing: value[lo..<hi]),
-                                     grad: UnsafeMutableBufferPointer(rebasing: grad[lo..<hi]),
-                                     m: UnsafeMutableBufferPointer(rebasing: m[lo..<hi]), v: UnsafeMutableBufferPointer(rebasing: v[lo..<hi]),
-                                     decayFactor: df, w1: w1, small: small, b2: b2, w2: w2, bc2Sqrt: bc2Sqrt, eps: epsF, stepSize: stepSize)
-                    }
-                    if chunks > 4 { DispatchQueue.concurrentPerform(iterations: chunks, execute: run) }
-                    else { for c in 0..<chunks { run(c) } }
-                }
+            scalars.append(UpdateScalars(decayFactor: decay ? Float(1 - lr * weightDecay) : 1, w1: w1, small: small, b2: b2, w2: w2,
+                                         bc2Sqrt: Float(biasCorrection2.squareRoot()), eps: epsF, stepSize: Float(lr / biasCorrection1)))
+            fresh.append(momentsZero[k])
+            if skip { continue }
+            var lo = 0
+            let n = counts[k]
+            while lo < n { work.append((k, lo, min(lo + AdamW.chunkElements, n))); lo += AdamW.chunkElements }
+        }
+        let base = moments.base
+        let mOff = mOffsets, vOff = vOffsets
+        func run(_ item: (k: Int, lo: Int, hi: Int)) {
+            let p = parameters[item.k], s = scalars[item.k], n = item.hi - item.lo
+            let pv = p.value.baseAddress! + item.lo, pg = p.grad.baseAddress! + item.lo
+            let pm = base + mOff[item.k] + item.lo, pq = base + vOff[item.k] + item.lo
+            switch (fresh[item.k], gradScale != 1) {
+            case (true, false): AdamW.update(pv, pg, pm, pq, n, s, fresh: true, scaled: false, gradScale: 1)
+            case (false, false): AdamW.update(pv, pg, pm, pq, n, s, fresh: false, scaled: false, gradScale: 1)
+            case (true, true): AdamW.update(pv, pg, pm, pq, n, s, fresh: true, scaled: true, gradScale: gradScale)
+            case (false, true): AdamW.update(pv, pg, pm, pq, n, s, fresh: false, scaled: true, gradScale: gradScale)
             }
         }
+        if work.count > 2 {
+            work.withUnsafeBufferPointer { items in DispatchQueue.concurrentPerform(iterations: items.count) { run(items[$0]) } }
+        } else {
+            for item in work { run(item) }
+        }
+        for k in active { momentsZero[k] = false }
     }
 
     /// The per-element update, 8 lanes at a time (SIMD lanes run the same IEEE operations in the same order
-    /// as the scalar tail, so results do not depend on the vector width).
+    /// as the scalar tail, so results do not depend on the vector width). `scaled`: g ← g·gradScale first.
+    /// `fresh`: m and v are known to be
+    /// zero (the parameter's first step), so they are not read — the same arithmetic runs on constant zeros,
+    /// giving the bits a read of the zero moments would.
     @inline(__always)
-    static func update(value: UnsafeMutableBufferPointer<Float>, grad: UnsafeMutableBufferPointer<Float>,
-                       m: UnsafeMutableBufferPointer<Float>, v: UnsafeMutableBufferPointer<Float>, decayFactor: Float,
-                       w1: Float, small: Bool, b2: Float, w2: Float, bc2Sqrt: Float, eps: Float, stepSize: Float) {
-        let n = value.count
-        if n == 0 { return }
-        let pv = value.baseAddress!, pg = grad.baseAddress!, pm = m.baseAddress!, pq = v.baseAddress!
-        let decays = decayFactor != 1
+    static func update(_ pv: UnsafeMutablePointer<Float>, _ pg: UnsafeMutablePointer<Float>, _ pm: UnsafeMutablePointer<Float>,
+                       _ pq: UnsafeMutablePointer<Float>, _ n: Int, _ s: UpdateScalars, fresh: Bool, scaled: Bool, gradScale: Float) {
+        if n <= 0 { return }
+        let decayFactor = s.decayFactor, w1 = s.w1, b2 = s.b2, w2 = s.w2, bc2Sqrt = s.bc2Sqrt, eps = s.eps, stepSize = s.stepSize
+        let decays = decayFactor != 1, small = s.small
         var i = 0
         typealias V8 = SIMD8<Float>
         while i + 8 <= n {
-            let g = UnsafeRawPointer(pg + i).loadUnaligned(as: V8.self)
+            var g = UnsafeRawPointer(pg + i).loadUnaligned(as: V8.self)
+            if scaled { g = g * gradScale }
             var x = UnsafeRawPointer(pv + i).loadUnaligned(as: V8.self)
             if decays { x = x * decayFactor }
-            var mi = UnsafeRawPointer(pm + i).loadUnaligned(as: V8.self)
+            var mi = fresh ? V8(repeating: 0) : UnsafeRawPointer(pm + i).loadUnaligned(as: V8.self)
             // torch.lerp: a + w·(b − a) when |w| < 0.5, else b − (b − a)·(1 − w)
             mi = small ? mi + w1 * (g - mi) : g - (g - mi) * (1 - w1)
-            var vi = UnsafeRawPointer(pq + i).loadUnaligned(as: V8.self) * b2
+            var vi = (fresh ? V8(repeating: 0) : UnsafeRawPointer(pq + i).loadUnaligned(as: V8.self)) * b2
             vi = vi + w2 * g * g
             let denom = vi.squareRoot() / bc2Sqrt + eps
             x = x - stepSize * mi / denom
@@ -144,12 +185,13 @@ public final class AdamW {
             i += 8
         }
         while i < n {
-            let g = pg[i]
+            var g = pg[i]
+            if scaled { g = g * gradScale }
             var x = pv[i]
             if decays { x = x * decayFactor }
-            var mi = pm[i]
+            var mi: Float = fresh ? 0 : pm[i]
             mi = small ? mi + w1 * (g - mi) : g - (g - mi) * (1 - w1)
-            var vi = pq[i] * b2
+            var vi = (fresh ? 0 : pq[i]) * b2
             vi = vi + w2 * g * g
             let denom = vi.squareRoot() / bc2Sqrt + eps
             pm[i] = mi; pq[i] = vi
@@ -160,13 +202,70 @@ public final class AdamW {
 
     /// Restores moments and step count (from a checkpoint).
     public func restore(stepCount: Int, expAvg: [[Float]], expAvgSq: [[Float]], parameterSteps: [Int]? = nil) throws {
-        guard expAvg.count == self.expAvg.count, expAvgSq.count == self.expAvgSq.count,
-              zip(expAvg, self.expAvg).allSatisfy({ $0.count == $1.count }),
-              zip(expAvgSq, self.expAvgSq).allSatisfy({ $0.count == $1.count }),
-              parameterSteps == nil || parameterSteps!.count == expAvg.count
+        guard expAvg.count == counts.count, expAvgSq.count == counts.count,
+              zip(expAvg, counts).allSatisfy({ $0.count == $1 }),
+              zip(expAvgSq, counts).allSatisfy({ $0.count == $1 }),
+              parameterSteps == nil || parameterSteps!.count == counts.count
         else { throw TrainingError("optimizer state does not match the model's trainable parameters") }
-        self.stepCount = stepCount; self.expAvg = expAvg; self.expAvgSq = expAvgSq
-        self.parameterSteps = parameterSteps ?? Array(repeating: stepCount, count: expAvg.count)
+        for k in counts.indices {
+            expAvg[k].withUnsafeBufferPointer { if let b = $0.baseAddress { (moments.base + mOffsets[k]).update(from: b, count: counts[k]) } }
+            expAvgSq[k].withUnsafeBufferPointer { if let b = $0.baseAddress { (moments.base + vOffsets[k]).update(from: b, count: counts[k]) } }
+            momentsZero[k] = false
+        }
+        self.stepCount = stepCount
+        self.parameterSteps = parameterSteps ?? Array(repeating: stepCount, count: counts.count)
+    }
+}
+
+/// Per-parameter AdamW moments (`exp_avg` or `exp_avg_sq`) in init order; each element is a copy.
+public struct MomentTensors: RandomAccessCollection {
+    let storage: ZeroPagedFloats
+    let offsets: [Int], counts: [Int]
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { counts.count }
+    public subscript(k: Int) -> [Float] { Array(UnsafeBufferPointer(start: storage.base + offsets[k], count: counts[k])) }
+}
+
+/// fp32 storage that starts out zero without being written: an anonymous private memory map, whose pages
+/// the kernel supplies zero-filled (calloc's trick for large blocks). The pages are faulted in at once, on
+/// every core, one word written per page — the faults (~3 µs per 4 KiB page on this VM) are the whole cost;
+/// the old `[Float](repeating: 0)` paid them plus a fill of 2× the trainable bytes.
+final class ZeroPagedFloats: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Float>
+    let count: Int
+    private let mapping: UnsafeMutableRawPointer?
+    private let mappedBytes: Int
+
+    init(count: Int) {
+        self.count = count
+        let length = max(count, 1) * MemoryLayout<Float>.size
+        let m = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        if let m, m != MAP_FAILED {
+            mapping = m; mappedBytes = length
+            base = m.bindMemory(to: Float.self, capacity: max(count, 1))
+            prefault()
+        } else {
+            // No map (address space exhausted?): ordinary zeroed memory.
+            mapping = nil; mappedBytes = 0
+            base = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+            base.initialize(repeating: 0, count: max(count, 1))
+        }
+    }
+
+    /// Faults every page in now, on every core (one zero written per 4 KiB page: the contents stay zero).
+    func prefault() {
+        let raw = UnsafeMutableRawPointer(base), bytes = count * 4
+        let piece = 2 << 20, pieces = (bytes + piece - 1) / piece
+        if pieces == 0 { return }
+        DispatchQueue.concurrentPerform(iterations: pieces) { k in
+            var o = k * piece
+            let end = min(bytes, o + piece)
+            while o < end { raw.storeBytes(of: 0, toByteOffset: o, as: UInt32.self); o += 4096 }
+        }
+    }
+
+    deinit {
+        if let mapping { munmap(mapping, mappedBytes) } else { base.deallocate() }
     }
 }
 
@@ -213,40 +312,90 @@ public struct LRSchedule: Sendable, Equatable {
 }
 
 public enum GradientClipping {
+    /// Fixed work items (elements) for both passes, so the per-tensor sums do not depend on the core count.
+    static let chunkElements = 1 << 16
+
     /// Total L2 norm of all gradients (norm of the per-tensor fp32 norms, as torch `_get_total_norm`).
+    /// Each tensor's sum of squares is taken in Double (four lanes per chunk of `chunkElements`, chunk sums
+    /// added in order), rounded to an fp32 norm as torch's is; the chunks run on every core.
     public static func totalNorm(_ parameters: [TrainableTensor]) -> Float {
-        var sumSquares: Float = 0
-        for p in parameters {
-            var s: Double = 0
-            let g = p.grad
-            // four Double partial sums (vectorisable); the per-tensor norm is rounded to fp32 as torch's is
-            var acc = SIMD4<Double>(repeating: 0)
-            var i = 0
-            while i + 4 <= g.count {
-                let x = SIMD4<Double>(Double(g[i]), Double(g[i + 1]), Double(g[i + 2]), Double(g[i + 3]))
-                acc += x * x
-                i += 4
+        var work: [(k: Int, lo: Int, hi: Int)] = []
+        for (k, p) in parameters.enumerated() {
+            var lo = 0
+            repeat { work.append((k, lo, min(lo + chunkElements, p.count))); lo += chunkElements } while lo < p.count
+        }
+        var partial = [Double](repeating: 0, count: work.count)
+        partial.withUnsafeMutableBufferPointer { out in
+            let out = out
+            func run(_ w: Int) {
+                let item = work[w]
+                out[w] = sumOfSquares(parameters[item.k].grad.baseAddress.map { UnsafePointer($0) + item.lo }, item.hi - item.lo)
             }
-            s = acc.sum()
-            while i < g.count { s += Double(g[i]) * Double(g[i]); i += 1 }
+            if work.count > 2 { DispatchQueue.concurrentPerform(iterations: work.count, execute: run) }
+            else { for w in work.indices { run(w) } }
+        }
+        var sumSquares: Float = 0
+        var w = 0
+        for k in parameters.indices {
+            var s: Double = 0
+            while w < work.count && work[w].k == k { s += partial[w]; w += 1 }
             let n = Float(s.squareRoot())
             sumSquares += n * n
         }
         return sumSquares.squareRoot()
     }
 
-    /// `torch.nn.utils.clip_grad_norm_`: coef = min(max_norm / (norm + 1e-6), 1), grads *= coef (always
-    /// applied, also when coef is 1). Returns the pre-clip norm (what the Trainer logs as grad_norm).
-    @discardableResult
-    public static func clip(_ parameters: [TrainableTensor], maxNorm: Double) -> Float {
-        let norm = totalNorm(parameters)
+    /// Σ x² in Double over n floats (x² is exact in Double): four partial sums, then the tail.
+    @inline(__always)
+    static func sumOfSquares(_ g: UnsafePointer<Float>?, _ n: Int) -> Double {
+        guard let g, n > 0 else { return 0 }
+        var acc = SIMD4<Double>(repeating: 0)
+        var i = 0
+        while i + 4 <= n {
+            let x = SIMD4<Double>(Double(g[i]), Double(g[i + 1]), Double(g[i + 2]), Double(g[i + 3]))
+            acc += x * x
+            i += 4
+        }
+        var s = acc.sum()
+        while i < n { s += Double(g[i]) * Double(g[i]); i += 1 }
+        return s
+    }
+
+    /// clip_grad_norm_'s scale for a total norm: min(max_norm / (norm + 1e-6), 1) in fp32 (NaN stays NaN).
+    /// `AdamW.step(…, gradScale:)` applies it inside the update instead of a separate pass over the gradients.
+    public static func coefficient(norm: Float, maxNorm: Double) -> Float {
         var coef = Float(maxNorm) / (norm + 1e-6)
         if coef > 1 { coef = 1 }
         if coef.isNaN { coef = .nan }
-        for p in parameters {
-            let g = p.grad
-            for i in 0..<g.count { g[i] *= coef }
+        return coef
+    }
+
+    /// `torch.nn.utils.clip_grad_norm_`: coef = min(max_norm / (norm + 1e-6), 1), grads *= coef (always
+    /// applied in torch, also when coef is 1 — a multiplication by 1 that changes no bit, so skipped here).
+    /// Returns the pre-clip norm (what the Trainer logs as grad_norm).
+    @discardableResult
+    public static func clip(_ parameters: [TrainableTensor], maxNorm: Double) -> Float {
+        let norm = totalNorm(parameters)
+        let coef = coefficient(norm: norm, maxNorm: maxNorm)
+        if coef == 1 { return norm }
+        var work: [(k: Int, lo: Int, hi: Int)] = []
+        for (k, p) in parameters.enumerated() {
+            var lo = 0
+            while lo < p.count { work.append((k, lo, min(lo + chunkElements, p.count))); lo += chunkElements }
         }
+        func run(_ w: Int) {
+            let item = work[w]
+            let g = parameters[item.k].grad.baseAddress! + item.lo, n = item.hi - item.lo
+            var i = 0
+            while i + 8 <= n {
+                let x = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self) * coef
+                UnsafeMutableRawPointer(g + i).storeBytes(of: x, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < n { g[i] *= coef; i += 1 }
+        }
+        if work.count > 2 { DispatchQueue.concurrentPerform(iterations: work.count, execute: run) }
+        else { for w in work.indices { run(w) } }
         return norm
     }
 }

@@ -86,22 +86,40 @@ public enum RunSetup {
 extension RunSetup {
     /// Gemma 3 (module Models). Data: a folder of pre-tokenized rows (`data.json`, see `PreTokenizedSource`);
     /// other dataset layouts go through module Datasets' readers and collator (`DatasetsSource`).
+    /// The data (rows, tokenizer, processor) opens on another thread while the weights and adapter load:
+    /// the two share nothing, and the model's error, if both fail, is the one reported (as when serial).
     static func loadGemma3(_ config: SFTConfig, _ dir: URL, _ cfg: [String: Any]) throws -> PreparedRun {
-        let model = try Gemma3Trainable.load(config, modelDir: dir)
-        guard let ds = config.datasetName else { throw TrainingError("dataset_name is not set") }
-        let folder = URL(fileURLWithPath: ds)
-        let train: BatchSource, eval: BatchSource?
-        if FileManager.default.fileExists(atPath: folder.appendingPathComponent("data.json").path) {
-            train = try PreTokenizedSource(folder: folder, split: config.datasetTrainSplit)
-            eval = config.evalStrategy == .no ? nil : try PreTokenizedSource(folder: folder, split: config.datasetTestSplit)
-        } else {
-            train = try DatasetsSource(config: config, split: config.datasetTrainSplit, modelDir: dir)
-            eval = config.evalStrategy == .no ? nil : try DatasetsSource(config: config, split: config.datasetTestSplit, modelDir: dir)
+        guard let ds = config.datasetName else {
+            _ = try Gemma3Trainable.load(config, modelDir: dir)   // the model's error first, as before
+            throw TrainingError("dataset_name is not set")
         }
+        let sources = OpenedSources()
+        let opened = DispatchGroup()
+        DispatchQueue.global(qos: .userInitiated).async(group: opened) {
+            sources.result = Result { try openGemma3Data(config, dataset: ds, modelDir: dir) }
+        }
+        let modelResult = Result { try Gemma3Trainable.load(config, modelDir: dir) }
+        opened.wait()
+        let model = try modelResult.get()
+        let (train, eval) = try sources.result!.get()
         StartupProfile.mark("dataset opened")
         let trainable = model.trainableParameters.reduce(0) { $0 + $1.count }
         return PreparedRun(model: model, train: train, eval: eval, notes: [
             "gemma3: \(model.totalParameterCount) parameters, \(trainable) trainable; \(train.sampleCount) training rows"])
+    }
+
+    private final class OpenedSources: @unchecked Sendable {
+        var result: Result<(BatchSource, BatchSource?), Error>?
+    }
+
+    private static func openGemma3Data(_ config: SFTConfig, dataset ds: String, modelDir dir: URL) throws -> (BatchSource, BatchSource?) {
+        let folder = URL(fileURLWithPath: ds)
+        if FileManager.default.fileExists(atPath: folder.appendingPathComponent("data.json").path) {
+            return (try PreTokenizedSource(folder: folder, split: config.datasetTrainSplit),
+                    config.evalStrategy == .no ? nil : try PreTokenizedSource(folder: folder, split: config.datasetTestSplit))
+        }
+        return (try DatasetsSource(config: config, split: config.datasetTrainSplit, modelDir: dir),
+                config.evalStrategy == .no ? nil : try DatasetsSource(config: config, split: config.datasetTestSplit, modelDir: dir))
     }
 }
 
