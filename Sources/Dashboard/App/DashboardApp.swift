@@ -137,12 +137,13 @@ public final class DashboardApp {
         return true
     }
 
-    /// Applies the background lanes' results (until none are left: with `InlineWork` a listing's
-    /// answer starts opens that answer at once); returns true when anything arrived.
+    /// Applies the background lanes' results; returns true when anything arrived. A few rounds: with
+    /// `InlineWork` a listing's answer starts opens that answer at once. Bounded, so a fast stream
+    /// of extraction reports can never keep the UI thread here.
     @discardableResult
     public func applyWork() -> Bool {
         var any = false
-        while true {
+        for _ in 0..<4 {
             let results = workInbox.drain()
             if results.isEmpty { break }
             any = true
