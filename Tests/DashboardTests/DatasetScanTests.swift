@@ -260,6 +260,7 @@ final class DatasetScanTests: XCTestCase {
 
         // Again through the app (extracted now, so no progress), on the real queues.
         let app = DashboardApp(source: src, work: QueueWork())
+        defer { app.cancelBackgroundWork() }     // datasets of this machine's HF cache are listed too: leave them be
         pump(app, until: "the MMIU summary") { app.datasets.items.contains { $0.entry.spec == dir.path && $0.summary != nil } }
         app.datasets.selected = app.datasets.items.firstIndex { $0.entry.spec == dir.path }!
         XCTAssertNotNil(frame(app).find("test  6 rows"))

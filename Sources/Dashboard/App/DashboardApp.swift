@@ -110,6 +110,9 @@ public final class DashboardApp {
         applyWork()
     }
 
+    /// Nobody is left to show what queued jobs would find.
+    deinit { cancellation.cancel() }
+
     /// Follows an engine (a run started here, or `watch` over event files).
     public func attach(_ engine: EngineControl, observing: Bool = true) {
         self.engine = engine
