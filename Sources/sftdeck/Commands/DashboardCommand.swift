@@ -58,13 +58,11 @@ struct DashboardCommand: ParsableCommand {
             if code != 0 { throw ExitCode(code) }
             return
         }
-        // Building the app lists (opens) the datasets; MMIU image zips unpack on first open, with a progress
-        // line before ncurses takes the screen.
-        let app = ExtractionProgressLine.around {
-            DashboardApp(source: source, options: DashboardOptions(themeSpec: frontEnd.theme ?? source.config?.theme,
-                                                                   initialScreen: config == nil ? .datasets : .config,
-                                                                   mouse: !frontEnd.noMouse))
-        }
+        // The app opens datasets on background queues (MMIU zips unpack there, with progress on the Datasets
+        // screen), so building it does not wait for them.
+        let app = DashboardApp(source: source, options: DashboardOptions(themeSpec: frontEnd.theme ?? source.config?.theme,
+                                                                         initialScreen: config == nil ? .datasets : .config,
+                                                                         mouse: !frontEnd.noMouse))
         if let m = source.configMessages.first { app.setStatus(source.config == nil ? .error : .warning, m) }
         do { try TerminalLoop.run(app) } catch { throw CLIError("\(error)") }
     }
