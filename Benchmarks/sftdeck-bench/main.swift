@@ -6,7 +6,7 @@ import Tensor
 print("sftdeck-bench: OpenBLAS core \(BLASRuntime.coreName)")
 let suite = CommandLine.arguments.dropFirst().first ?? ""
 let suiteArgs = Array(CommandLine.arguments.dropFirst(2))
-let suites = ["tensor", "quant", "tokenizer", "parquet", "pipeline", "model", "model-4b-memory", "qlora-4b-memory", "train", "train-gemma", "train-gemma-memory", "bf16"]
+let suites = ["tensor", "quant", "tokenizer", "parquet", "pipeline", "model", "model-4b-memory", "qlora-4b-memory", "train", "train-gemma", "train-gemma-memory", "bf16", "fastmath"]
 
 do {
     switch suite {
@@ -22,6 +22,7 @@ do {
     case "train-gemma": runTrainGemmaBench(suiteArgs)
     case "train-gemma-memory": runTrainGemmaMemoryBench(suiteArgs)
     case "bf16": try runBF16Bench(suiteArgs)
+    case "fastmath": runFastMathBench()
     default:
         FileHandle.standardError.write(Data("usage: sftdeck-bench SUITE [args]; suites: \(suites.joined(separator: ", "))\n".utf8))
         exit(2)

@@ -104,9 +104,10 @@ final class Gemma3DecoderLayer {
         return keep ? c : nil
     }
 
-    // dx (B·L, C) in place: dOut → dIn
+    // dx (B·L, C) in place: dOut → dIn. needInputGrad false (the first layer when neither the embeddings
+    // nor the image features train): the q/k/v products' dX and input_layernorm's backward are skipped.
     func backward(_ dx: FPtr, B: Int, L: Int, rope: RopeTable, mask: AttentionMask,
-                  cache c: Cache, ctx: RunContext) {
+                  cache c: Cache, ctx: RunContext, needInputGrad: Bool = true) {
         let T = B * L
         // post_feedforward_layernorm, down, gated GELU, gate/up, pre_feedforward_layernorm (residual kept in dx)
         let ddn = FBuf(T * C)
@@ -136,10 +137,12 @@ final class Gemma3DecoderLayer {
         let dqr = FBuf(T * H * D), dkr = FBuf(T * KV * D)
         rmsNormBackward(dx: dqr.p, dweight: qNorm.grad, dout: dqn.p, c.qRaw.p, weight: qNorm.f32, rstd: c.rstdQ.p, rows: T * H, dim: D)
         rmsNormBackward(dx: dkr.p, dweight: kNorm.grad, dout: dkn.p, c.kRaw.p, weight: kNorm.f32, rstd: c.rstdK.p, rows: T * KV, dim: D)
-        let dxn1 = FBuf(T * C)
-        q.backward(dxn1.p, dqr.p, c.xn1.p, T: T, state: c.st[0], ctx: ctx)
-        k.backward(dxn1.p, dkr.p, c.xn1.p, T: T, state: c.st[1], ctx: ctx)
-        v.backward(dxn1.p, dv.p, c.xn1.p, T: T, state: c.st[2], ctx: ctx)
+        let inputGrad = needInputGrad || inNorm.trainable
+        let dxn1 = inputGrad ? FBuf(T * C) : nil
+        q.backward(dxn1?.p, dqr.p, c.xn1.p, T: T, state: c.st[0], ctx: ctx)
+        k.backward(dxn1?.p, dkr.p, c.xn1.p, T: T, state: c.st[1], ctx: ctx)
+        v.backward(dxn1?.p, dv.p, c.xn1.p, T: T, state: c.st[2], ctx: ctx)
+        guard let dxn1 else { return }
         rmsNormBackward(dx: dx, dweight: inNorm.grad, dout: dxn1.p, c.xIn.p, weight: inNorm.f32, rstd: c.rstd1.p, rows: T, dim: C)
     }
 }

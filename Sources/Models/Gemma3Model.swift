@@ -59,8 +59,14 @@ public final class Gemma3Model: @unchecked Sendable {
     /// Set by applyLoRA / loadAdapter.
     public internal(set) var lora: LoRASettings?
     var rng = SeededRNG(seed: 42)
-    /// Rows of logits per head+CE chunk (like TRL's chunked_nll) so (T, V) is never whole.
-    public var logitsChunkRows = 256
+    /// Rows of logits per head+CE chunk (like TRL's chunked_nll) so (T, V) is never whole: nil = at least
+    /// 256 rows, more while the chunk stays within 64 MiB (512 rows at a 32K vocabulary). Each chunk's head
+    /// dW product reads and writes the whole (V, C) gradient once, so fewer, taller chunks are faster.
+    public var logitsChunkRows: Int?
+    var resolvedLogitsChunkRows: Int { logitsChunkRows ?? max(256, (64 << 20) / (4 * max(1, text.vocabSize))) }
+    /// The (chunk, V) logits buffer, kept from step to step: at 256 × 32768 floats it is 32 MiB, above glibc's
+    /// mmap threshold, so a fresh one per step cost 8192 page faults (and a zero-fill by the kernel) each time.
+    private var logitsScratch: FBuf?
     /// How the Linear products (and lm_head) of training and eval runs are computed: `.fp32`, or bf16
     /// autocast-like (`.emulated`, `.sbgemm`); resolved from `bf16` / `bf16_matmul` by module Training.
     public var bf16Matmul: BF16MatmulMode = .fp32
@@ -287,30 +293,50 @@ public final class Gemma3Model: @unchecked Sendable {
         var lossSum = 0.0, count = 0, correct = 0, entropySum = 0.0
         var logitsOut: [Float]? = keepLogits ? [Float](repeating: 0, count: T * V) : nil
         let dhN = backward ? FBuf(T * C) : nil
-        let chunk = max(1, logitsChunkRows)
-        let logits = FBuf(min(chunk, T) * V, zero: false)
+        // Rows the head has to score. Without returned logits only the positions with a label matter: an ignored
+        // position adds nothing to the loss, the entropy / accuracy metrics (TRL's fused LM head zeroes them) or
+        // any gradient, so its (V) logits are never computed — the head's forward, dX and dW shrink by the
+        // masked share (image tokens, prompts under completion_only_loss, padding). This is the compaction TRL
+        // itself applies on GPUs (`hidden_states[mask]`); the sums only change order, not terms.
+        let scored: [Int]
+        if keepLogits { scored = Array(0..<T) } else if batch.labels != nil { scored = (0..<T).filter { targets[$0] != -100 } } else { scored = [] }
+        let S = scored.count
+        let compact = S < T
+        let hS: FBuf = compact ? FBuf(max(1, S) * C, zero: false) : hN
+        let dhS: FBuf? = compact ? (dhN != nil ? FBuf(max(1, S) * C) : nil) : dhN
+        var targetsS = compact ? [Int32](repeating: -100, count: S) : targets
+        if compact {
+            for (k, t) in scored.enumerated() { (hS.p + k * C).update(from: hN.p + t * C, count: C); targetsS[k] = targets[t] }
+        }
+        let chunk = max(1, resolvedLogitsChunkRows)
+        let logitsCount = max(1, min(chunk, S)) * V
+        if (logitsScratch?.count ?? 0) < logitsCount { logitsScratch = nil; logitsScratch = FBuf(logitsCount, zero: false) }
+        let logits = logitsScratch!
         var r0 = 0
-        while r0 < T {
-            let n = min(chunk, T - r0)
-            MatrixKernels.forward(logits.p, hN.p + r0 * C, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch,
+        while r0 < S {
+            let n = min(chunk, S - r0)
+            MatrixKernels.forward(logits.p, hS.p + r0 * C, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch,
                                   precision: ctx.matmul, roundOutput: true)
             if keepLogits { logitsOut!.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: r0 * V).update(from: logits.p, count: n * V) } }
             if batch.labels != nil {
                 // Loss, entropy metric and (in place) dlogits from one exp pass per row: bit-identical to
                 // tokenEntropySum followed by crossEntropyForwardBackward, a third of the exps.
-                let st = targets.withUnsafeBufferPointer {
+                let st = targetsS.withUnsafeBufferPointer {
                     crossEntropyWithEntropy(logits: logits.p, rows: n, vocab: V, targets: UnsafeBufferPointer(rebasing: $0[r0..<(r0 + n)]),
                                             scale: gradScale, computeGrad: backward)
                 }
                 let c = st.crossEntropy.count
                 lossSum += st.crossEntropy.lossSum; count += c; correct += st.crossEntropy.correct; entropySum += st.entropySum
-                if let dh = dhN, c > 0 {
+                if let dh = dhS, c > 0 {
                     MatrixKernels.backwardInput(dh.p + r0 * C, logits.p, headForward, T: n, inF: C, outF: V, scratch: ctx.scratch,
                                                 precision: ctx.matmul)
-                    if let g = headForward.grad { ctx.matmul.tn(V, C, n, logits.p, V, hN.p + r0 * C, C, g, C, beta: 1, roundOutput: true) }
+                    if let g = headForward.grad { ctx.matmul.tn(V, C, n, logits.p, V, hS.p + r0 * C, C, g, C, beta: 1, roundOutput: true) }
                 }
             }
             r0 += n
+        }
+        if compact, let dh = dhN, let dS = dhS {
+            for (k, t) in scored.enumerated() { (dh.p + t * C).update(from: dS.p + k * C, count: C) }
         }
         var result = ForwardResult(lossSum: lossSum, tokenCount: count, correctCount: correct, logits: logitsOut)
         result.entropySum = entropySum
@@ -319,8 +345,13 @@ public final class Gemma3Model: @unchecked Sendable {
         // 7. backward: final norm, layers in reverse, then the embedding and image features
         let dx = FBuf(T * C)
         rmsNormBackward(dx: dx.p, dweight: finalNorm.grad, dout: dh.p, x.p, weight: finalNorm.f32, rstd: rstdN.p, rows: T, dim: C)
+        // Below the first layer: the embedding rows and the image features; without a gradient for either,
+        // the first layer's input gradient is never read.
+        let imagesTrain = N > 0 && (visionCache != nil || projector.map { $0.inputProjection.trainable || $0.norm.trainable } == true)
+        let belowTrains = embedForward.grad != nil || imagesTrain
         for li in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[li]
+            let needInputGrad = li > 0 || belowTrains
             let r = l.sliding ? localRope : globalRope, m = l.sliding ? slidingMask : fullMask
             if checkpoint {
                 let saved = ctx.rng
@@ -328,9 +359,9 @@ public final class Gemma3Model: @unchecked Sendable {
                 let xin = FBuf(copying: inputs[li].p, count: T * C)
                 let c = l.forward(xin.p, B: B, L: L, rope: r, mask: m, ctx: ctx, keep: true)!
                 ctx.rng = saved
-                l.backward(dx.p, B: B, L: L, rope: r, mask: m, cache: c, ctx: ctx)
+                l.backward(dx.p, B: B, L: L, rope: r, mask: m, cache: c, ctx: ctx, needInputGrad: needInputGrad)
             } else {
-                l.backward(dx.p, B: B, L: L, rope: r, mask: m, cache: caches[li]!, ctx: ctx)
+                l.backward(dx.p, B: B, L: L, rope: r, mask: m, cache: caches[li]!, ctx: ctx, needInputGrad: needInputGrad)
             }
         }
         if let g = embedForward.grad {

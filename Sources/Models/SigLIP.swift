@@ -58,7 +58,9 @@ final class SiglipLayer {
     }
 
     // dx (N·P, C) in place: dOut → dIn
-    func backward(_ dx: FPtr, N: Int, P: Int, cache c: Cache, ctx: RunContext) {
+    /// needInputGrad false (the first layer when nothing below it trains): the q/k/v products' dX and the
+    /// first LayerNorm's backward are skipped — only the adapters' and this layer's weight gradients are made.
+    func backward(_ dx: FPtr, N: Int, P: Int, cache c: Cache, ctx: RunContext, needInputGrad: Bool = true) {
         let T = N * P, D = C / H
         let dg = FBuf(T * I)
         fc2.backward(dg.p, dx, c.g.p, T: T, state: c.st[5], ctx: ctx)
@@ -74,10 +76,12 @@ final class SiglipLayer {
         attentionBackward(dq: dq.view([N, P, H, D]), dk: dk.view([N, P, H, D]), dv: dv.view([N, P, H, D]),
                           dout: dattn.view([N, P, H, D]), probs: nil, q: c.q.view([N, P, H, D]), k: c.k.view([N, P, H, D]),
                           v: c.v.view([N, P, H, D]), scale: Float(pow(Double(D), -0.5)), mask: .none)
-        let dxn1 = FBuf(T * C)
-        q.backward(dxn1.p, dq.p, c.xn1.p, T: T, state: c.st[0], ctx: ctx)
-        k.backward(dxn1.p, dk.p, c.xn1.p, T: T, state: c.st[1], ctx: ctx)
-        v.backward(dxn1.p, dv.p, c.xn1.p, T: T, state: c.st[2], ctx: ctx)
+        let inputGrad = needInputGrad || ln1w.trainable || ln1b.trainable
+        let dxn1 = inputGrad ? FBuf(T * C) : nil
+        q.backward(dxn1?.p, dq.p, c.xn1.p, T: T, state: c.st[0], ctx: ctx)
+        k.backward(dxn1?.p, dk.p, c.xn1.p, T: T, state: c.st[1], ctx: ctx)
+        v.backward(dxn1?.p, dv.p, c.xn1.p, T: T, state: c.st[2], ctx: ctx)
+        guard let dxn1 else { return }
         layerNormBackward(dx: dx, dweight: ln1w.grad, dbias: ln1b.grad, dout: dxn1.p, c.xIn.p, weight: ln1w.f32, mean: c.mean1.p, rstd: c.rstd1.p, rows: T, dim: C)
     }
 }
@@ -157,17 +161,20 @@ final class SiglipVisionTower {
         let C = cfg.hiddenSize, T = N * P
         let dx = FBuf(T * C)
         layerNormBackward(dx: dx.p, dweight: postW.grad, dbias: postB.grad, dout: dOut, cache.preNorm.p, weight: postW.f32, mean: cache.mean.p, rstd: cache.rstd.p, rows: T, dim: C)
+        // Below the first layer: the patch embedding and position table (frozen under LoRA: no gradient to make)
+        let embeddingsTrain = patchW.trainable || patchB.trainable || pos.trainable
         for li in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[li]
+            let needInputGrad = li > 0 || embeddingsTrain
             if !cache.layerInputs.isEmpty {
                 let saved = ctx.rng
                 ctx.rng = cache.rngStates[li]
                 let x = FBuf(copying: cache.layerInputs[li].p, count: T * C)
                 let c = l.forward(x.p, N: N, P: P, ctx: ctx, keep: true)!
                 ctx.rng = saved
-                l.backward(dx.p, N: N, P: P, cache: c, ctx: ctx)
+                l.backward(dx.p, N: N, P: P, cache: c, ctx: ctx, needInputGrad: needInputGrad)
             } else {
-                l.backward(dx.p, N: N, P: P, cache: cache.layerCaches[li]!, ctx: ctx)
+                l.backward(dx.p, N: N, P: P, cache: cache.layerCaches[li]!, ctx: ctx, needInputGrad: needInputGrad)
             }
         }
         // patch embedding (a conv with stride = kernel is a matmul over im2col patches)

@@ -106,17 +106,14 @@ func attentionProbabilities(_ p: UnsafeMutablePointer<Float>, q: UnsafePointer<F
             guard let allowed else { softmaxRow(row, row, s); continue }
             let a = allowed + i * s
             var m = -Float.infinity
-            for j in 0..<s where a[j] != 0 { m = max(m, row[j]) }
+            for j in 0..<s { if a[j] != 0 { m = max(m, row[j]) } else { row[j] = -.infinity } }
             if m == -Float.infinity {            // fully masked: all scores equal the mask value -> uniform
                 let u = 1 / Float(s)
                 for j in 0..<s { row[j] = u }
                 continue
             }
-            var sum: Float = 0
-            for j in 0..<s {
-                let e: Float = a[j] != 0 ? expf(row[j] - m) : 0
-                row[j] = e; sum += e
-            }
+            // masked scores are −inf now: their e^(score − m) is exactly 0, as e^(finfo.min − m) in torch
+            let sum = expShiftedRow(row, s, max: m, store: row, double: false, float: true, weighted: false).float
             let inv = 1 / sum
             for j in 0..<s { row[j] *= inv }
         }

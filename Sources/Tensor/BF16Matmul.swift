@@ -99,6 +99,10 @@ public enum BF16Native {
                 return (nil, "\(environmentVariable)=\(path) cannot be loaded (\(why))")
             }
             guard let sym = dlsym(handle, "cblas_sbgemm") else { return (nil, nil) }
+            // Its own thread pool: one thread per call, like the linked OpenBLAS (`BLASThreads` splits products).
+            if BLASThreads.splitBySFTDeck, let set = dlsym(handle, "openblas_set_num_threads") {
+                unsafeBitCast(set, to: (@convention(c) (Int32) -> Void).self)(1)
+            }
             return (unsafeBitCast(sym, to: CblasSbgemmFunction.self), nil)
         }
         // RTLD_DEFAULT is ((void *)0) on glibc: search every library loaded into the process.
@@ -253,8 +257,20 @@ public func bf16Gemm(_ mode: BF16MatmulMode, transposeA: Bool, transposeB: Bool,
         let pa = workspace.halves(0, aRows * aCols), pb = workspace.halves(1, bRows * bCols)
         packBits(a, rows: aRows, cols: aCols, ld: lda, into: pa)
         packBits(b, rows: bRows, cols: bCols, ld: ldb, into: pb)
-        f(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-          Int32(m), Int32(n), Int32(k), alpha, pa, Int32(aCols), pb, Int32(bCols), betaOut, out, Int32(ldo))
+        let tA = transposeA ? CblasTrans : CblasNoTrans, tB = transposeB ? CblasTrans : CblasNoTrans
+        let pa0 = UnsafePointer(pa), pb0 = UnsafePointer(pb)
+        BLASThreads.forEachPart(m: m, n: n, k: k) { part in   // split like sgemm (one BLAS thread per part)
+            switch part {
+            case .whole:
+                f(CblasRowMajor, tA, tB, Int32(m), Int32(n), Int32(k), alpha, pa0, Int32(aCols), pb0, Int32(bCols), betaOut, out, Int32(ldo))
+            case .columns(let lo, let hi):
+                f(CblasRowMajor, tA, tB, Int32(m), Int32(hi - lo), Int32(k), alpha, pa0, Int32(aCols),
+                  transposeB ? pb0 + lo * bCols : pb0 + lo, Int32(bCols), betaOut, out + lo, Int32(ldo))
+            case .rows(let lo, let hi):
+                f(CblasRowMajor, tA, tB, Int32(hi - lo), Int32(n), Int32(k), alpha, transposeA ? pa0 + lo : pa0 + lo * aCols, Int32(aCols),
+                  pb0, Int32(bCols), betaOut, out + lo * ldo, Int32(ldo))
+            }
+        }
     case .fp32:
         break
     }

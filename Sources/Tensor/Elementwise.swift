@@ -74,7 +74,9 @@ public func scaleBackward(dx: Tensor, dout: Tensor, _ s: Float) { addInPlace(dx,
 // MARK: GELU, tanh approximation — torch `gelu(x, approximate="tanh")`
 // y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), evaluated in the same order as ATen's CPU kernel.
 
-@usableFromInline let geluBeta: Float = Float(2.0.squareRoot() * (2.0 / Double.pi.squareRoot()) * 0.5)  // √(2/π)
+/// √(2/π) = ATen's `M_SQRT2 * M_2_SQRTPI * 0.5` rounded to fp32 (a literal, so the hot loops read a
+/// constant instead of calling a lazy global's initializer check each iteration; a test pins the value).
+@usableFromInline let geluBeta: Float = 0.797_884_560_802_865_4
 @usableFromInline let geluKappa: Float = 0.044715
 
 /// gelu_tanh of 4 lanes (ATen's forward order).
@@ -116,22 +118,28 @@ public func scaleBackward(dx: Tensor, dout: Tensor, _ s: Float) { addInPlace(dx,
     for j in 0..<n { if add { p[i + j] += v[j] } else { p[i + j] = v[j] } }
 }
 
-/// Runs `body(i, lanes)` over 0..<count (split across cores) in steps of 4; the last step may have
-/// fewer lanes. Every element goes through the same 4-lane arithmetic, so results do not depend on
-/// where a chunk boundary or the tail falls.
-@inline(__always) func forEach4(count: Int, grain: Int, _ body: (Int, Int) -> Void) {
-    Parallel.forEachChunk(count: count, grain: grain) { r in
-        var i = r.lowerBound
-        while i < r.upperBound { body(i, min(4, r.upperBound - i)); i += 4 }
-    }
+/// Runs `body(i, lanes)` over the range r in steps of 4; the last step may have fewer lanes. Every
+/// element goes through the same 4-lane arithmetic, so results do not depend on where a chunk boundary
+/// or the tail falls. Call it inside the `Parallel.forEachChunk` closure with an `@inline(__always)` local
+/// function as the body: it is then inlined into the chunk loop, and the full steps, called with a
+/// literal 4, compile without the partial-load branches. (A body captured by the chunk closure, or a large
+/// closure literal, is called indirectly per step, and LLVM scalarised much of the tanh in that
+/// generic-`lanes` copy: 3x slower.)
+@inline(__always) func steps4(_ r: Range<Int>, _ body: (Int, Int) -> Void) {
+    var i = r.lowerBound
+    while i + 4 <= r.upperBound { body(i, 4); i += 4 }
+    if i < r.upperBound { body(i, r.upperBound - i) }
 }
 
 /// out = gelu_tanh(x); out may alias x.
 public func geluTanhForward(out: Tensor, _ x: Tensor) {
     checkSameCount("geluTanhForward", out, x)
     let po = out.data, px = x.data
-    forEach4(count: out.count, grain: ParallelGrain.transcendental) { i, n in
-        storeLanes(geluTanh4(loadLanes(px, i, n)), po, i, n, add: false)
+    Parallel.forEachChunk(count: out.count, grain: ParallelGrain.transcendental) { r in
+        @inline(__always) func step(_ i: Int, _ n: Int) {
+            storeLanes(geluTanh4(loadLanes(px, i, n)), po, i, n, add: false)
+        }
+        steps4(r, step)
     }
 }
 
@@ -139,8 +147,11 @@ public func geluTanhForward(out: Tensor, _ x: Tensor) {
 public func geluTanhBackward(dx: Tensor, dout: Tensor, _ x: Tensor) {
     checkSameCount("geluTanhBackward", dx, dout, x)
     let pd = dx.data, pg = dout.data, px = x.data
-    forEach4(count: dx.count, grain: ParallelGrain.transcendental) { i, n in
-        storeLanes(loadLanes(pg, i, n) * geluTanhDerivative4(loadLanes(px, i, n)), pd, i, n, add: true)
+    Parallel.forEachChunk(count: dx.count, grain: ParallelGrain.transcendental) { r in
+        @inline(__always) func step(_ i: Int, _ n: Int) {
+            storeLanes(loadLanes(pg, i, n) * geluTanhDerivative4(loadLanes(px, i, n)), pd, i, n, add: true)
+        }
+        steps4(r, step)
     }
 }
 
@@ -150,8 +161,11 @@ public func geluTanhBackward(dx: Tensor, dout: Tensor, _ x: Tensor) {
 public func geluTanhGatedForward(out: Tensor, gate: Tensor, up: Tensor) {
     checkSameCount("geluTanhGatedForward", out, gate, up)
     let po = out.data, pg = gate.data, pu = up.data
-    forEach4(count: out.count, grain: ParallelGrain.transcendental) { i, n in
-        storeLanes(geluTanh4(loadLanes(pg, i, n)) * loadLanes(pu, i, n), po, i, n, add: false)
+    Parallel.forEachChunk(count: out.count, grain: ParallelGrain.transcendental) { r in
+        @inline(__always) func step(_ i: Int, _ n: Int) {
+            storeLanes(geluTanh4(loadLanes(pg, i, n)) * loadLanes(pu, i, n), po, i, n, add: false)
+        }
+        steps4(r, step)
     }
 }
 
@@ -161,21 +175,24 @@ public func geluTanhGatedBackward(dgate: Tensor?, dup: Tensor?, dout: Tensor, ga
     if let dgate { checkSameCount("geluTanhGatedBackward", dout, dgate) }
     if let dup { checkSameCount("geluTanhGatedBackward", dout, dup) }
     let pdg = dgate?.data, pdu = dup?.data, pd = dout.data, pg = gate.data, pu = up.data
-    forEach4(count: dout.count, grain: ParallelGrain.transcendental) { i, n in
-        let g = loadLanes(pd, i, n), v = loadLanes(pg, i, n)
-        // One tanh for both outputs where the forward's and the derivative's arguments round alike (ATen
-        // groups κx³ differently in the two), so the results stay bit-identical to geluTanh4 and
-        // geluTanhDerivative4; tanh is this kernel's whole cost.
-        let xSq = v * v
-        let innerF = geluBeta * (v + geluKappa * (v * v * v))
-        let innerD: SIMD4<Float> = geluBeta * (v + geluKappa * xSq * v)
-        let tF = tanhFloat4(innerF)
-        if let pdu { storeLanes(g * (0.5 * v * (1 + tF)), pdu, i, n, add: true) }
-        if let pdg {
-            let tD = innerD == innerF ? tF : tanhFloat4(innerD)
-            let d = geluTanhDerivativeFromTanh(v, xSq: xSq, t: tD)
-            storeLanes(g * loadLanes(pu, i, n) * d, pdg, i, n, add: true)
+    Parallel.forEachChunk(count: dout.count, grain: ParallelGrain.transcendental) { r in
+        @inline(__always) func step(_ i: Int, _ n: Int) {
+            let g = loadLanes(pd, i, n), v = loadLanes(pg, i, n)
+            // One tanh for both outputs where the forward's and the derivative's arguments round alike (ATen
+            // groups κx³ differently in the two), so the results stay bit-identical to geluTanh4 and
+            // geluTanhDerivative4; tanh is this kernel's whole cost.
+            let xSq = v * v
+            let innerF = geluBeta * (v + geluKappa * (v * v * v))
+            let innerD: SIMD4<Float> = geluBeta * (v + geluKappa * xSq * v)
+            let tF = tanhFloat4(innerF)
+            if let pdu { storeLanes(g * (0.5 * v * (1 + tF)), pdu, i, n, add: true) }
+            if let pdg {
+                let tD = innerD == innerF ? tF : tanhFloat4(innerD)
+                let d = geluTanhDerivativeFromTanh(v, xSq: xSq, t: tD)
+                storeLanes(g * loadLanes(pu, i, n) * d, pdg, i, n, add: true)
+            }
         }
+        steps4(r, step)
     }
 }
 

@@ -1,8 +1,10 @@
 // Matrix products through cblas_sgemm, forward and backward.
 import COpenBLAS
+import Foundation
 
 /// Row-major C = alpha·op(A)·op(B) + beta·C, with op(A) [m, k], op(B) [k, n], C [m, n] and leading
-/// dimensions (row strides) lda, ldb, ldc — a thin wrapper over `cblas_sgemm` (multithreaded by OpenBLAS).
+/// dimensions (row strides) lda, ldb, ldc — a thin wrapper over `cblas_sgemm`. Large products are split
+/// into one part per core by `BLASThreads` (OpenBLAS itself runs single-threaded, see there).
 @inline(__always)
 public func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -12,8 +14,74 @@ public func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, al
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
         return
     }
-    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+    BLASThreads.forEachPart(m: m, n: n, k: k) { part in
+        switch part {
+        case .whole:
+            sgemmCall(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        case .columns(let lo, let hi):
+            sgemmCall(transposeA, transposeB, m, hi - lo, k, alpha, a, lda, transposeB ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc)
+        case .rows(let lo, let hi):
+            sgemmCall(transposeA, transposeB, hi - lo, n, k, alpha, transposeA ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc)
+        }
+    }
+}
+
+@inline(__always)
+func sgemmCall(_ tA: Bool, _ tB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
+               _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// Who runs the threads of a matrix product.
+///
+/// OpenBLAS's pthread build (Debian's) keeps its worker threads spinning on `sched_yield` between calls
+/// for 2²⁸ cycles, and a training step makes a BLAS call every few milliseconds, so they never sleep: a
+/// profile of a step showed ~14% of all CPU samples in `sched_yield`, competing with the Dispatch threads
+/// of the element-wise kernels for the same two cores. So OpenBLAS is set to one thread and `sgemm`
+/// splits large products across cores itself, on the Dispatch pool that the other kernels use (whose
+/// idle threads block instead of spinning). `SFTDECK_BLAS_THREADS=openblas` keeps OpenBLAS's own threading
+/// (for comparisons).
+public enum BLASThreads {
+    /// true: products are split by `sgemm` (OpenBLAS single-threaded); false: OpenBLAS threads them.
+    public static let splitBySFTDeck: Bool = {
+        if ProcessInfo.processInfo.environment["SFTDECK_BLAS_THREADS"] == "openblas" { return false }
+        openblas_set_num_threads(1)
+        return true
+    }()
+
+    /// Below ~2 MFLOP a product is not worth a dispatch (a few µs).
+    static let minimumWork = 1 << 20
+
+    /// One core's share of a product C[m, n]: all of it, the rows lo..<hi of C (and of op(A)), or its
+    /// columns lo..<hi (and the columns of op(B)).
+    public enum Part { case whole, rows(Int, Int), columns(Int, Int) }
+
+    /// Runs `body` once per part of the product, in parallel when it is large enough. It cuts the
+    /// dimension whose other operand is the smaller one to pack twice: cutting rows repacks op(B) (k×n) in
+    /// every part, cutting columns repacks op(A) (m×k). Cuts fall on multiples of 16 (the widest kernel
+    /// unroll), so every part but the last runs full micro-tiles. Each C element is still one thread's
+    /// whole k-loop, so the result does not depend on the number of parts.
+    @inline(__always)
+    public static func forEachPart(m: Int, n: Int, k: Int, _ body: (Part) -> Void) {
+        let parts = count(m: m, n: n, k: k)
+        if parts <= 1 { body(.whole); return }
+        let byColumns = m <= n
+        let len = byColumns ? n : m
+        DispatchQueue.concurrentPerform(iterations: parts) { i in
+            let lo = (len * i / parts) & ~15, hi = i == parts - 1 ? len : (len * (i + 1) / parts) & ~15
+            guard hi > lo else { return }
+            body(byColumns ? .columns(lo, hi) : .rows(lo, hi))
+        }
+    }
+
+    @inline(__always)
+    static func count(m: Int, n: Int, k: Int) -> Int {
+        guard splitBySFTDeck, Parallel.coreCount > 1 else { return 1 }
+        let work = m * n * k
+        if work < minimumWork { return 1 }
+        return max(1, min(Parallel.coreCount, work / minimumWork, max(m, n) / 32))
+    }
 }
 
 // MARK: the three row-major shapes the model layers call (names and signatures as Models uses them)

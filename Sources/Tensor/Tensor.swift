@@ -53,30 +53,118 @@
 /// **Storage formats** (`Half.swift`): `BFloat16Bits`/f16 conversions (f32→bf16 round-to-nearest-even
 /// exactly as torch), bulk `convertBF16ToF32`, `convertF32ToBF16`, `convertF16ToF32`, `convertF32ToF16`.
 ///
-/// **Fast math** (`FastMath.swift`): `tanhFloat`/`tanhFloat4` (evaluated in Double, ≤ 1 ulp).
+/// **Fast math** (`FastMath.swift`): fp32 SIMD `tanhFloat4`/`tanhFloat` (≤ 1.21 ulp) and `expFloat4`/`expFloat` (≤ 1 ulp), no libm.
 ///
 /// **Threads** (`Parallel.swift`): `Parallel.forEachChunk(count:grain:_:)` splits element/row loops
 /// with `DispatchQueue.concurrentPerform` above a size threshold (`forEachFixedChunk` for reductions
-/// that must not depend on the core count); BLAS uses both cores.
+/// that must not depend on the core count). OpenBLAS runs single-threaded and `sgemm` splits large
+/// products across cores on the same Dispatch pool (`BLASThreads` in Matmul.swift says why).
+/// **Memory**: buffers of 1 MiB and more are kept between steps by `LargeBlockCache`.
 /// `BLASRuntime.reexecWithBestKernelIfNeeded()` picks the right OpenBLAS kernel at start
 /// (`kernelToForce(coreName:cpuFlags:environment:)` is the pure decision, `recommendedKernel()` its
 /// value for this process).
 import Foundation
 
-/// Owns one aligned fp32 buffer. Views of a tensor share it.
+/// Owns one aligned fp32 buffer. Views of a tensor share it. Buffers of 1 MiB and more come from
+/// `LargeBlockCache` (activations, caches and gradients of a training step, re-made every step).
 public final class TensorStorage: @unchecked Sendable {
     public let base: UnsafeMutablePointer<Float>
     public let capacity: Int
+    /// Bytes of the `LargeBlockCache` block behind `base`; 0 for a heap allocation.
+    let blockBytes: Int
 
     public init(capacity: Int, zeroed: Bool = true) {
         precondition(capacity >= 0, "TensorStorage: negative capacity")
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, capacity) * 4, alignment: 64)
-        base = raw.bindMemory(to: Float.self, capacity: max(1, capacity))
+        let bytes = max(1, capacity) * 4
         self.capacity = capacity
-        if zeroed { memset(raw, 0, max(1, capacity) * 4) }
+        if bytes >= LargeBlockCache.minimumBytes, let block = LargeBlockCache.shared.take(bytes) {
+            base = block.pointer.bindMemory(to: Float.self, capacity: max(1, capacity))
+            blockBytes = block.bytes
+            if zeroed && !block.fresh { memset(block.pointer, 0, bytes) }   // a fresh mapping is zero already
+            return
+        }
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        base = raw.bindMemory(to: Float.self, capacity: max(1, capacity))
+        blockBytes = 0
+        if zeroed { memset(raw, 0, bytes) }
     }
 
-    deinit { base.deallocate() }
+    deinit {
+        if blockBytes > 0 { LargeBlockCache.shared.give(UnsafeMutableRawPointer(base), bytes: blockBytes) } else { base.deallocate() }
+    }
+}
+
+/// Keeps the large buffers a training step frees for the next step's allocations of about the same size.
+///
+/// A step allocates and frees the same few hundred buffers (per-layer activations, caches, gradients)
+/// every time. Through malloc, those of more than glibc's mmap threshold (or trimmed off the top of its
+/// heap) come back as fresh pages each step: a profile of a Gemma-3-shaped step showed ~5% of its CPU in
+/// page faults and the kernel's zero-filling. Here a freed block (its own mmap) is kept and handed to a
+/// later request that it fits with at most 25% to spare. Mapped bytes (live + kept) never exceed the
+/// largest live total seen so far: a request that finds no fit first unmaps kept blocks (least recently
+/// freed first) until the new mapping fits under that mark, so caching never raises peak memory.
+public final class LargeBlockCache: @unchecked Sendable {
+    public static let shared = LargeBlockCache()
+    /// Requests below this go to malloc.
+    public static let minimumBytes = 1 << 20
+
+    public struct Block { public let pointer: UnsafeMutableRawPointer; public let bytes: Int; public let fresh: Bool }
+
+    private let lock = NSLock()
+    private var free: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []   // oldest first
+    private var freeBytes = 0
+    private var liveBytes = 0
+    private var peakBytes = 0
+    private static let pageBytes = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// Bytes held in kept (free) blocks and in live ones, and the live high-water mark (for tests and benches).
+    public var statistics: (kept: Int, live: Int, peak: Int) { lock.lock(); defer { lock.unlock() }; return (freeBytes, liveBytes, peakBytes) }
+
+    func take(_ bytes: Int) -> Block? {
+        lock.lock()
+        // best fit within 25%
+        var best = -1
+        for (i, f) in free.enumerated() where f.bytes >= bytes && f.bytes - bytes <= bytes / 4 {
+            if best < 0 || f.bytes < free[best].bytes { best = i }
+        }
+        if best >= 0 {
+            let f = free.remove(at: best)
+            freeBytes -= f.bytes; liveBytes += f.bytes
+            lock.unlock()
+            return Block(pointer: f.pointer, bytes: f.bytes, fresh: false)
+        }
+        let size = (bytes + Self.pageBytes - 1) / Self.pageBytes * Self.pageBytes
+        var evicted: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
+        while !free.isEmpty && liveBytes + freeBytes + size > peakBytes {
+            let f = free.removeFirst()
+            freeBytes -= f.bytes; evicted.append(f)
+        }
+        liveBytes += size
+        peakBytes = max(peakBytes, liveBytes + freeBytes)
+        lock.unlock()
+        for f in evicted { munmap(f.pointer, f.bytes) }
+        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+            lock.lock(); liveBytes -= size; lock.unlock()
+            return nil   // the caller falls back to malloc (which reports exhaustion its own way)
+        }
+        return Block(pointer: p, bytes: size, fresh: true)
+    }
+
+    func give(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
+        lock.lock()
+        liveBytes -= bytes
+        free.append((pointer, bytes)); freeBytes += bytes
+        lock.unlock()
+    }
+
+    /// Unmaps every kept block (end of a training run: the dashboard may stay open for hours).
+    public func releaseKept() {
+        lock.lock()
+        let all = free
+        free = []; freeBytes = 0; peakBytes = liveBytes
+        lock.unlock()
+        for f in all { munmap(f.pointer, f.bytes) }
+    }
 }
 
 /// An fp32 array with a shape over contiguous row-major storage (reference semantics; views share storage).

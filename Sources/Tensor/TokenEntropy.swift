@@ -9,8 +9,9 @@ import Foundation
 /// sums of the same magnitude, so nothing cancels catastrophically in fp32.
 ///
 /// logits: (N, V) row-major, read only — call it before a kernel that overwrites logits with their gradient.
-/// targets: N shifted labels. Each row's entropy is computed in fp32 (as torch does) and the rows are summed
-/// in row order in Double, so the result does not depend on how many threads ran.
+/// targets: N shifted labels. Each row's entropy is computed in fp32 (as torch does; Σe comes from the shared
+/// exp pass, fp32 blocks summed in Double, then rounded to fp32) and the rows are summed in row order in
+/// Double, so the result does not depend on how many threads ran.
 /// Returns (Σ entropy over valid rows, number of valid rows).
 public func tokenEntropySum(logits: UnsafePointer<Float>, targets: UnsafeBufferPointer<Int32>, rows N: Int, vocab V: Int) -> (sum: Double, count: Int) {
     precondition(targets.count >= N, "tokenEntropySum: \(targets.count) targets for \(N) rows")
@@ -32,17 +33,11 @@ public func tokenEntropySum(logits: UnsafePointer<Float>, targets: UnsafeBufferP
 /// Entropy of softmax(z) for one row of V logits (fp32, max-shifted log-sum-exp).
 @inline(__always)
 func rowEntropy(_ z: UnsafePointer<Float>, _ V: Int) -> Float {
-    var m = -Float.infinity
-    for v in 0..<V where z[v] > m { m = z[v] }
+    let m = rowMaxAndArgmax(z, V).max
     guard m.isFinite else { return .nan }    // an overflowed (or all −inf) row: let the caller see it, as torch would
-    var s: Float = 0, w: Float = 0
-    for v in 0..<V {
-        let d = z[v] - m
-        let e = expf(d)
-        s += e
-        w += e * d
-    }
-    return logf(s) - w / s
+    let sums = expShiftedRow(z, V, max: m, store: nil, double: true, float: false, weighted: true)
+    let total = Float(sums.double)
+    return logf(total) - sums.weighted / total
 }
 
 // MARK: - fused loss pass: cross-entropy, its gradient and the entropy metric from one exp pass per row
@@ -86,25 +81,12 @@ public func crossEntropyWithEntropy(logits pl: UnsafeMutablePointer<Float>, rows
                 continue
             }
             precondition(t >= 0 && Int(t) < v, "crossEntropyWithEntropy: target \(t) at row \(r) outside 0..<\(v)")
-            var m = x[0], arg = 0
-            for j in 1..<v where x[j] > m { m = x[j]; arg = j }
+            let (m, arg) = rowMaxAndArgmax(x, v)
             let target = x[Int(t)]
-            var sum: Double = 0           // cross-entropy's (and its gradient's) normaliser, fp64 as crossEntropyForward
-            var s: Float = 0, w: Float = 0 // the entropy's Σe and Σe·d, fp32 as tokenEntropySum
-            if computeGrad {
-                for j in 0..<v {
-                    let d = x[j] - m
-                    let e = expf(d)
-                    sum += Double(e); s += e; w += e * d
-                    x[j] = e
-                }
-            } else {
-                for j in 0..<v {
-                    let d = x[j] - m
-                    let e = expf(d)
-                    sum += Double(e); s += e; w += e * d
-                }
-            }
+            // cross-entropy's (and its gradient's) normaliser Σe as crossEntropyForward (the entropy takes it
+            // rounded to fp32) and the entropy's Σe·d as tokenEntropySum: the same lanes and order as both
+            let sums = expShiftedRow(x, v, max: m, store: computeGrad ? x : nil, double: true, float: false, weighted: true)
+            let sum = sums.double, s = Float(sums.double), w = sums.weighted
             let loss = Double(m) + Foundation.log(sum) - Double(target)
             rowLoss[r] = loss
             rowCorrect[r] = arg == Int(t) ? 1 : 0

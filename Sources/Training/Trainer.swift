@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// The HF Trainer's (transformers 5.24 `_inner_training_loop` / `_run_epoch`) loop with TRL 1.16
 /// `SFTTrainer`'s metrics, over a `TrainableModel` and `BatchSource`s. Synchronous: `TrainingEngine`
@@ -95,6 +96,8 @@ public final class Trainer {
     /// Runs to the end (or until stopped). Returns the final log record (train_loss etc.).
     @discardableResult
     public func run(resumeFrom checkpoint: URL? = nil) throws -> LogRecord {
+        // the step buffers kept for reuse go back to the system when the run ends (the dashboard stays open)
+        defer { LargeBlockCache.shared.releaseKept() }
         var epochsTrained = 0, microStepsToSkip = 0
         if let checkpoint {
             try restore(from: checkpoint)
@@ -304,6 +307,7 @@ public final class Trainer {
         values.append(("epoch", epoch))
         let rec = LogRecord(step: globalStep, values: values)
         try append(rec)
+        LargeBlockCache.shared.releaseKept()   // before the final save builds its file in memory
         try writer?.end(trainer: self, stopped: stopped)
         emit(.stateChanged(stopped ? .stopped : .finished))
         emit(.finished(rec))
@@ -314,6 +318,7 @@ public final class Trainer {
 
     private func saveCheckpoint() throws {
         guard let writer else { return }
+        LargeBlockCache.shared.releaseKept()   // a checkpoint's files are built in memory: no kept step buffers beside them
         let path = try writer.saveCheckpoint(trainer: self)
         checkpoints.append(path.lastPathComponent)
         emit(.checkpointSaved(step: globalStep, path: path.path))

@@ -89,4 +89,27 @@ final class DashboardTmuxTests: XCTestCase {
         XCTAssertNil(mono.range(of: #"\[(\d+;)*(3|4)[0-7]m|38;5;"#, options: .regularExpression), mono.prefix(300).description)
         XCTAssertTrue(mono.contains("7m"), "selection in reverse video without colours")
     }
+
+    /// A new MMIU folder (JSON records + image zips) opens in the background: the dashboard draws at
+    /// once (no progress line before ncurses), lists it, then shows its row count; the images are
+    /// unpacked next to the data; keys work and q quits cleanly.
+    func testMMIUDatasetOpensInTheBackground() throws {
+        let fixture = repoRoot().appendingPathComponent("Tests/DatasetsTests/Fixtures/layouts/mmiu")
+        let dir = NSTemporaryDirectory() + "tmux-mmiu-\(UUID().uuidString.prefix(8))/mmiu-mini"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: (dir as NSString).deletingLastPathComponent) }
+        for f in ["all.json", "2D-spatial.zip", "Low-level-semantic.zip"] {
+            try FileManager.default.copyItem(atPath: fixture.appendingPathComponent(f).path, toPath: dir + "/" + f)
+        }
+        let t = try TmuxSession(["--dataset", dir])
+        t.waitFor("mmiu-mini  [recent]")
+        let s = t.waitFor("test  6 rows", timeout: 30)
+        XCTAssertTrue(s.contains("layout  MMIU"), s)
+        XCTAssertFalse(s.contains("extracting images"), "a progress line leaked onto the screen:\n\(s)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/.sftdeck-images/2D-spatial"), "images unpacked next to the data")
+        t.send("2")
+        t.waitFor("row 0/5", timeout: 30)
+        t.send("q")
+        t.waitFor("[exit 0]")
+    }
 }

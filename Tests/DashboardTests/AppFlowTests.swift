@@ -4,7 +4,7 @@ import Training
 
 final class AppFlowTests: XCTestCase {
     func testScreensAndTabBar() {
-        let app = DashboardApp(source: FakeSource())
+        let app = makeApp(FakeSource())
         var buf = frame(app)
         XCTAssertNotNil(buf.find("1 Datasets"), buf.text)
         XCTAssertNotNil(buf.find("parquet conversations"), buf.text)
@@ -23,7 +23,7 @@ final class AppFlowTests: XCTestCase {
     }
 
     func testInspectorNavigationSearchAndTrainedRuns() {
-        let app = DashboardApp(source: FakeSource())
+        let app = makeApp(FakeSource())
         app.handle(.enter)
         XCTAssertEqual(app.inspector.tokenCursor, 12, "cursor starts on the first trained token")
         app.handle(.char("["))
@@ -44,7 +44,7 @@ final class AppFlowTests: XCTestCase {
 
     func testConfigEditValidatesAndSuggests() {
         let src = FakeSource()
-        let app = DashboardApp(source: src)
+        let app = makeApp(src)
         app.handle(.char("3"))
         app.handle(.char("j"))                        // learning_rate
         XCTAssertEqual(app.config.current?.key, "learning_rate")
@@ -77,7 +77,7 @@ final class AppFlowTests: XCTestCase {
 
     func testTrainControlsPauseResumeStopWithConfirmation() {
         let src = FakeSource()
-        let app = DashboardApp(source: src, options: DashboardOptions(initialScreen: .train))
+        let app = makeApp(src, options: DashboardOptions(initialScreen: .train))
         app.handle(.char("s"))
         XCTAssertNotNil(app.engine)
         let e = src.engine
@@ -113,7 +113,7 @@ final class AppFlowTests: XCTestCase {
 
     func testSmoothingKeysChangeTheSmoothedCurve() {
         let src = FakeSource()
-        let app = DashboardApp(source: src, options: DashboardOptions(initialScreen: .train))
+        let app = makeApp(src, options: DashboardOptions(initialScreen: .train))
         app.handle(.char("s"))
         src.engine.runSteps(1...10, maxSteps: 10); app.pump()
         let before = app.run.lossSmoothed.map(\.y)
@@ -126,7 +126,7 @@ final class AppFlowTests: XCTestCase {
 
     func testQuitWhileTrainingAsksFirst() {
         let src = FakeSource()
-        let app = DashboardApp(source: src, options: DashboardOptions(initialScreen: .train))
+        let app = makeApp(src, options: DashboardOptions(initialScreen: .train))
         app.handle(.char("s"))
         src.engine.emit(.stateChanged(.running)); app.pump()
         app.handle(.char("q"))
@@ -140,14 +140,14 @@ final class AppFlowTests: XCTestCase {
     func testStartFailureIsOneLine() {
         let src = FakeSource()
         src.startError = DashboardError("config.yaml: model_name_or_path is not set")
-        let app = DashboardApp(source: src, options: DashboardOptions(initialScreen: .train))
+        let app = makeApp(src, options: DashboardOptions(initialScreen: .train))
         app.handle(.char("s"))
         XCTAssertEqual(app.statusMessage?.text, "cannot start training: config.yaml: model_name_or_path is not set")
         XCTAssertEqual(app.statusMessage?.level, .error)
     }
 
     func testThemeCycling() {
-        let app = DashboardApp(source: FakeSource())
+        let app = makeApp(FakeSource())
         XCTAssertEqual(app.theme.name, "dark")
         app.handle(.char("T"))
         XCTAssertEqual(app.theme.name, "light")
@@ -161,7 +161,7 @@ final class AppFlowTests: XCTestCase {
         XCTAssertEqual(run.scalars["loss"]?.map(\.step), [2, 4, 6])
         XCTAssertEqual(run.scalars["loss"]?[0].value ?? 0, 11.946216583251953, accuracy: 1e-12)
         XCTAssertEqual(run.scalars["learning_rate"]?[1].value ?? 0, 0.025, accuracy: 1e-15)
-        let app = DashboardApp(source: FakeSource(), options: DashboardOptions(initialScreen: .runs))
+        let app = makeApp(FakeSource(), options: DashboardOptions(initialScreen: .runs))
         app.handle(.char(" ")); app.handle(.char("j")); app.handle(.char(" "))
         XCTAssertEqual(RunsScreen.overlayRuns(app.runs).map(\.name), ["run-a", "run-b"])
         let buf = frame(app)

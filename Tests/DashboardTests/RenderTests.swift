@@ -6,7 +6,7 @@ final class RenderTests: XCTestCase {
     let theme = Theme.defaultTheme
 
     func testTooSmallTerminalShowsAMessage() {
-        let app = DashboardApp(source: FakeSource())
+        let app = makeApp(FakeSource())
         let buf = frame(app, width: 40, height: 10)
         XCTAssertNotNil(buf.find("Terminal too small: 40x10"), buf.text)
         XCTAssertNotNil(buf.find("needs at least 60x16"), buf.text)
@@ -14,7 +14,7 @@ final class RenderTests: XCTestCase {
     }
 
     func testTokenViewLegendCountsAndColours() {
-        let app = DashboardApp(source: FakeSource())
+        let app = makeApp(FakeSource())
         app.handle(.enter)                        // open the first dataset in the inspector
         XCTAssertEqual(app.screen, .inspector)
         let buf = frame(app)
@@ -38,7 +38,7 @@ final class RenderTests: XCTestCase {
     }
 
     func testInspectorShowsRolesAndHalfBlockThumbnail() {
-        let app = DashboardApp(source: FakeSource())
+        let app = makeApp(FakeSource())
         app.handle(.enter)
         let buf = frame(app)
         XCTAssertNotNil(buf.find("── user (1 image)"), buf.text)
@@ -67,7 +67,7 @@ final class RenderTests: XCTestCase {
 
     func testASCIIFallbackUsesNoUnicode() {
         let src = FakeSource()
-        let app = DashboardApp(source: src, options: DashboardOptions(initialScreen: .train))
+        let app = makeApp(src, options: DashboardOptions(initialScreen: .train))
         app.handle(.char("s"))
         src.engine.emit(.started(RunInfo(outputDir: "out", maxSteps: 10, numEpochs: 1, stepsPerEpoch: 10, numTrainSamples: 40, trainableParameters: 10, totalParameters: 100)))
         src.engine.runSteps(1...6, maxSteps: 10)
@@ -107,7 +107,7 @@ final class RenderTests: XCTestCase {
     }
 
     func testHelpOverlayListsScreenBindings() {
-        let app = DashboardApp(source: FakeSource(), options: DashboardOptions(initialScreen: .train))
+        let app = makeApp(FakeSource(), options: DashboardOptions(initialScreen: .train))
         app.handle(.char("?"))
         let buf = frame(app)
         XCTAssertNotNil(buf.find("Train screen"), buf.text)

@@ -2,6 +2,13 @@ import Foundation
 import XCTest
 @testable import Dashboard
 import Training
+import Datasets
+
+/// The app with its background work run inline (each job at once, its result applied before the
+/// call that started it returns), so flows read like the synchronous code they drive.
+func makeApp(_ source: DashboardDataSource, options: DashboardOptions = DashboardOptions()) -> DashboardApp {
+    DashboardApp(source: source, options: options, work: InlineWork())
+}
 
 func fixtureURL(_ name: String) -> URL {
     Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("dashboard").appendingPathComponent(name)
@@ -33,7 +40,11 @@ final class FakeSource: DashboardDataSource {
     var engine = ScriptedEngine()
     var saved: [ConfigDocument] = []
     var startError: Error?
-    func listDatasets() -> [DatasetSummary] {
+    func datasetEntries() -> [DatasetEntry] { summaries.map { DatasetEntry(spec: $0.path, name: $0.name, source: $0.source) } }
+    func openDataset(_ entry: DatasetEntry, progress: @escaping ZipExtractionProgressHandler) -> DatasetSummary {
+        summaries.first { $0.path == entry.spec }!
+    }
+    var summaries: [DatasetSummary] {
         [DatasetSummary(name: "shapes-vqa", path: "/tmp/shapes", layout: "parquet conversations", source: "config",
                         splits: [.init(name: "train", rows: 3), .init(name: "test", rows: 1)], schema: ["messages: list<struct>", "images: list<image>"]),
          DatasetSummary(name: "broken", path: "/tmp/broken", layout: "JSONL", source: "recent", splits: [], schema: [],

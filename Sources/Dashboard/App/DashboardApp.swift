@@ -79,21 +79,39 @@ public final class DashboardApp {
     public let inbox = EventInbox()
     public private(set) var engine: EngineControl?
 
+    /// Slow work (listing and opening datasets, loading rows) runs here; its results come back
+    /// through `workInbox`, drained on the UI thread like the engine's events.
+    public let work: WorkScheduler
+    public let workInbox = WorkInbox()
+    /// Set on quit: queued background jobs are skipped.
+    public let cancellation = WorkCancellation()
+    /// `r` asked for the scan whose listing is awaited: say what it found.
+    var announceListing = false
+    /// Row requests are numbered app-wide (the Inspector's state is rebuilt per dataset).
+    var lastRowTicket = 0
+    let latestRow = LatestTicket()
+
     /// Minimum terminal size the layout needs; below it the screen shows a message instead.
     public static let minWidth = 60, minHeight = 16
 
-    public init(source: DashboardDataSource, options: DashboardOptions = DashboardOptions()) {
+    /// `work` defaults to background queues; tests pass `InlineWork` (or hold jobs to release them in any order).
+    public init(source: DashboardDataSource, options: DashboardOptions = DashboardOptions(), work: WorkScheduler = QueueWork()) {
         self.source = source
         self.options = options
+        self.work = work
         self.screen = options.initialScreen
         let (t, err) = Theme.load(options.themeSpec)
         theme = t
         themeIndex = Theme.builtInNames.firstIndex(of: t.name) ?? 0
         if let err { statusMessage = LogLine(.error, err) }
-        reloadDatasets()
         config.document = source.loadConfig()
         runs.runs = source.listRuns()
+        reloadDatasets()
+        applyWork()
     }
+
+    /// Nobody is left to show what queued jobs would find.
+    deinit { cancellation.cancel() }
 
     /// Follows an engine (a run started here, or `watch` over event files).
     public func attach(_ engine: EngineControl, observing: Bool = true) {
@@ -109,8 +127,9 @@ public final class DashboardApp {
     /// Applies queued engine events; returns true when anything changed.
     @discardableResult
     public func pump() -> Bool {
+        let worked = applyWork()
         let events = inbox.drain()
-        guard !events.isEmpty else { return false }
+        guard !events.isEmpty else { return worked }
         for e in events {
             run.apply(e)
             // Rescanning runs reads event files: only when the run ends or the Runs screen is open.
@@ -120,6 +139,33 @@ public final class DashboardApp {
         dirty = true
         return true
     }
+
+    /// Applies the background lanes' results; returns true when anything arrived. A few rounds: with
+    /// `InlineWork` a listing's answer starts opens that answer at once. Bounded, so a fast stream
+    /// of extraction reports can never keep the UI thread here.
+    @discardableResult
+    public func applyWork() -> Bool {
+        var any = false
+        for _ in 0..<4 {
+            let results = workInbox.drain()
+            if results.isEmpty { break }
+            any = true
+            for r in results {
+                switch r {
+                case .listed(let ticket, let entries): applyListing(ticket: ticket, entries: entries)
+                case .openProgress(let ticket, let p): datasets.applyProgress(ticket: ticket, p)
+                case .opened(let ticket, let summary): datasets.applyOpened(ticket: ticket, summary: summary)
+                case .rowLoaded(let ticket, let index, let row, let error): applyRow(ticket: ticket, index: index, row: row, error: error)
+                }
+            }
+        }
+        if any { dirty = true }
+        return any
+    }
+
+    /// On quit: background jobs not started yet are skipped (one running ends with the process;
+    /// an extraction it leaves half done resumes on the next open).
+    public func cancelBackgroundWork() { cancellation.cancel() }
 
     // MARK: Global keys
 
@@ -141,7 +187,13 @@ public final class DashboardApp {
         }
     }
 
+    /// Handles one key, then applies whatever background work has answered (at once with `InlineWork`).
     public func handle(_ key: Key) {
+        handleKey(key)
+        applyWork()
+    }
+
+    func handleKey(_ key: Key) {
         dirty = true
         if key == .resize { return }
         if let (d, action) = dialog {
@@ -183,7 +235,7 @@ public final class DashboardApp {
 
     public func switchTo(_ s: ScreenID) {
         screen = s
-        if s == .inspector && inspector.row == nil { loadInspectorRow(inspector.rowIndex) }
+        if s == .inspector && inspector.row == nil && inspector.loading == nil { loadInspectorRow(inspector.rowIndex) }
         if s == .runs { runs.runs = source.listRuns() }
     }
 

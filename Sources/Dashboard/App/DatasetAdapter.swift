@@ -7,8 +7,14 @@ import Training
 /// conversational JSON, MMIU; local or HF cache) and encodes rows with the model folder's
 /// processor and the run's label policy (the collator's per-token reasons), exactly what the
 /// trainer will see.
-public final class DatasetAdapter {
+///
+/// The dashboard calls it from its background lanes (opening on one, rows on another), so the
+/// caches are lock-protected; opening itself runs outside the lock.
+public final class DatasetAdapter: @unchecked Sendable {
+    private let cacheLock = NSLock()
     private var open: [String: Dataset] = [:]
+    /// Held while a row is encoded: the pipeline (tokenizer, processor) is built once and reused.
+    private let encoderLock = NSLock()
     private var pipeline: CollatorPipeline?
     private var pipelineError: String?
     private var pipelineFor: String?
@@ -16,12 +22,28 @@ public final class DatasetAdapter {
 
     func key(_ spec: String, _ split: String?) -> String { spec + "|" + (split ?? "") }
 
-    func dataset(_ spec: String, split: String?) throws -> Dataset {
-        if let d = open[key(spec, split)] { return d }
-        let d = try Dataset.open(spec, split: split)
+    /// The dataset of `spec` (cached). `progress` sees MMIU image archives unpacked by a first open;
+    /// nil keeps that silent (never the process-wide default, which writes to the terminal ncurses owns).
+    func dataset(_ spec: String, split: String?, progress: ZipExtractionProgressHandler? = nil) throws -> Dataset {
+        cacheLock.lock()
+        let cached = open[key(spec, split)]
+        cacheLock.unlock()
+        if let cached { return cached }
+        var options = DatasetOpenOptions()
+        options.extractionProgress = progress
+        let d = try Dataset.open(spec, split: split, options: options)
+        cacheLock.lock()
         open[key(spec, split)] = d
         open[key(spec, d.info.split)] = d
+        cacheLock.unlock()
         return d
+    }
+
+    /// Drops the cached splits of `spec`, so the next open reads the files again (a rescan).
+    public func forget(_ spec: String) {
+        cacheLock.lock()
+        open = open.filter { !$0.key.hasPrefix(spec + "|") }
+        cacheLock.unlock()
     }
 
     static func layoutName(_ k: DatasetLayoutKind) -> String {
@@ -33,12 +55,12 @@ public final class DatasetAdapter {
     }
 
     /// Opens each split to count its rows; an unreadable dataset is listed with its error line.
-    public func summary(_ spec: String, source: String) -> DatasetSummary {
+    public func summary(_ spec: String, source: String, progress: ZipExtractionProgressHandler? = nil) -> DatasetSummary {
         do {
-            let d = try dataset(spec, split: nil)
+            let d = try dataset(spec, split: nil, progress: progress)
             var splits: [DatasetSummary.Split] = []
             for s in d.info.availableSplits {
-                let rows = (try? dataset(spec, split: s).count) ?? 0
+                let rows = (try? dataset(spec, split: s, progress: progress).count) ?? 0
                 splits.append(.init(name: s, rows: rows))
             }
             if splits.isEmpty { splits = [.init(name: d.info.split, rows: d.count)] }
@@ -65,6 +87,7 @@ public final class DatasetAdapter {
         return out
     }
 
+    /// Call with `encoderLock` held.
     func encoder(for config: SFTConfig?) -> (CollatorPipeline?, String?) {
         guard let config, let model = config.modelNameOrPath else { return (nil, "No tokens: the config has no model_name_or_path (its tokenizer and chat template encode the rows).") }
         if pipelineFor == model { return (pipeline, pipelineError) }
@@ -125,6 +148,7 @@ public final class DatasetAdapter {
         var tokens: [TokenCell] = []
         var rendered: String? = nil
         var note: String? = row.missingImages.isEmpty ? nil : "missing images: \(row.missingImages.joined(separator: ", "))"
+        encoderLock.lock(); defer { encoderLock.unlock() }
         let (pipeline, err) = encoder(for: config)
         if let pipeline {
             do {

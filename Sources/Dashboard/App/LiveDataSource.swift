@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import Training
 
@@ -8,7 +9,14 @@ public final class LiveDataSource: DashboardDataSource {
     public let configPath: String?
     public var runRoots: [String]
     public var scanner: RunsScanner
-    public private(set) var config: SFTConfig?
+    /// The loaded (or last saved) config. Set on the UI thread; the background lanes read it through
+    /// `config`.
+    public private(set) var config: SFTConfig? {
+        get { configLock.lock(); defer { configLock.unlock() }; return _config }
+        set { configLock.lock(); _config = newValue; configLock.unlock() }
+    }
+    private var _config: SFTConfig?
+    private let configLock = NSLock()
     /// Warnings and errors from loading the config, shown on the status line.
     public private(set) var configMessages: [String] = []
 
@@ -38,17 +46,15 @@ public final class LiveDataSource: DashboardDataSource {
     public let datasets = DatasetAdapter()
     /// Extra dataset specs (paths or hub ids) to list, e.g. from `--dataset` or the demo.
     public var extraDatasets: [String] = []
-    private var specs: [String: String] = [:]      // summary path -> spec it was opened from
 
-    /// The config's dataset, extra ones, recently opened paths and the HF cache's datasets.
-    public func listDatasets() -> [DatasetSummary] {
+    /// The config's dataset, extra ones, recently opened paths and the HF cache's datasets, without
+    /// opening any (runs on the listing lane).
+    public func datasetEntries() -> [DatasetEntry] {
         var seen = Set<String>()
-        var out: [DatasetSummary] = []
+        var out: [DatasetEntry] = []
         func add(_ spec: String, _ source: String) {
             guard seen.insert(spec).inserted else { return }
-            let s = datasets.summary(spec, source: source)
-            specs[s.path] = spec
-            out.append(s)
+            out.append(DatasetEntry(spec: spec, source: source))
         }
         if let d = config?.datasetName { add(d, "config") }
         for d in extraDatasets { add(d, "recent") }
@@ -57,8 +63,17 @@ public final class LiveDataSource: DashboardDataSource {
         return out
     }
 
+    /// Opens (re-reads: a rescan sees files changed on disk) and summarises one dataset (runs on the
+    /// opening lane).
+    public func openDataset(_ entry: DatasetEntry, progress: @escaping ZipExtractionProgressHandler) -> DatasetSummary {
+        datasets.forget(entry.spec)
+        var s = datasets.summary(entry.spec, source: entry.source, progress: progress)
+        s.spec = entry.spec
+        return s
+    }
+
     public func loadRow(dataset: DatasetSummary, split: String, index: Int) throws -> InspectedRow {
-        let spec = specs[dataset.path] ?? dataset.path
+        let spec = dataset.spec ?? dataset.path
         let row = try datasets.row(spec: spec, split: split, index: index, config: config)
         RecentDatasets.remember(spec)
         return row

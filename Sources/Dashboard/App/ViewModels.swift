@@ -1,5 +1,18 @@
+import Datasets
 import Foundation
 import Training
+
+/// A dataset to list, found without opening it: the spec it opens from (a folder, a file or a hub
+/// id), the name shown, and where it was found.
+public struct DatasetEntry: Sendable, Equatable, Hashable {
+    public var spec: String
+    public var name: String
+    /// "config", "recent" or "hf cache".
+    public var source: String
+    public init(spec: String, name: String? = nil, source: String) {
+        self.spec = spec; self.name = name ?? (spec as NSString).lastPathComponent; self.source = source
+    }
+}
 
 /// A dataset as the Datasets screen lists it (built by an adapter over the dataset readers).
 public struct DatasetSummary: Sendable, Equatable {
@@ -18,9 +31,12 @@ public struct DatasetSummary: Sendable, Equatable {
     public var schema: [String]
     /// Set when the dataset could not be read: shown instead of the details.
     public var error: String?
-    public init(name: String, path: String, layout: String, source: String, splits: [Split], schema: [String], error: String? = nil) {
+    /// The spec it was opened from (rows are read through it); nil: `path`.
+    public var spec: String?
+    public init(name: String, path: String, layout: String, source: String, splits: [Split], schema: [String], error: String? = nil,
+                spec: String? = nil) {
         self.name = name; self.path = path; self.layout = layout; self.source = source
-        self.splits = splits; self.schema = schema; self.error = error
+        self.splits = splits; self.schema = schema; self.error = error; self.spec = spec
     }
 }
 
@@ -151,8 +167,15 @@ public struct RunSummary: Sendable, Equatable {
 
 /// Where the dashboard gets its data and starts runs. The command line supplies the real one
 /// (dataset readers, tokenizer, trainer); tests supply fakes.
+///
+/// `datasetEntries`, `openDataset` and `loadRow` are called on the app's background lanes (see
+/// `WorkLane`), the rest on the UI thread, so an implementation guards what they share.
 public protocol DashboardDataSource: AnyObject {
-    func listDatasets() -> [DatasetSummary]
+    /// The datasets to list, found without opening them (cheap: names and paths only).
+    func datasetEntries() -> [DatasetEntry]
+    /// Opens one dataset and summarises it: slow on first open of an MMIU folder, whose image zips
+    /// are unpacked then, reporting to `progress`. An unreadable dataset comes back with its error line.
+    func openDataset(_ entry: DatasetEntry, progress: @escaping ZipExtractionProgressHandler) -> DatasetSummary
     func loadRow(dataset: DatasetSummary, split: String, index: Int) throws -> InspectedRow
     func loadConfig() -> ConfigDocument?
     /// Writes the config; returns the path written.
@@ -166,6 +189,8 @@ public protocol DashboardDataSource: AnyObject {
 }
 
 extension DashboardDataSource {
+    /// Every dataset opened in turn, on the calling thread (tests and tools; the app opens them in the background).
+    public func listDatasets() -> [DatasetSummary] { datasetEntries().map { openDataset($0, progress: { _ in }) } }
     public func validateEdit(_ doc: ConfigDocument, key: String, value: String) -> String? { nil }
 }
 

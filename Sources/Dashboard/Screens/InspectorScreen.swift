@@ -14,6 +14,12 @@ public struct InspectorState: Sendable {
     public var showRendered = false
     public var datasetName = ""
     public var split = ""
+    /// The row being read on the rows lane (nil: none); the shown row stays until it arrives.
+    public var loading: RowRequest?
+    public struct RowRequest: Sendable, Equatable {
+        public var ticket: Int, index: Int
+        public init(ticket: Int, index: Int) { self.ticket = ticket; self.index = index }
+    }
     public init() {}
 
     /// Start indices of maximal runs of trained tokens.
@@ -55,11 +61,16 @@ public enum InspectorScreen {
 
     public static func render(_ s: InspectorState, into buf: inout ScreenBuffer, _ r: Rect, ctx: RenderContext) {
         let (left, right) = r.splitLeft(r.width * 9 / 20)
-        let position = s.row.map { "row \($0.index)/\(max(0, $0.rowCount - 1))" } ?? ""
+        let position = s.loading.map { "loading row \($0.index)\(ctx.glyphs.ellipsis)" }
+            ?? s.row.map { "row \($0.index)/\(max(0, $0.rowCount - 1))" } ?? ""
         let convTitle = "\(s.showRendered ? "Rendered template" : "Conversation")  \(s.datasetName) \(s.split)"
         let conv = Frame.draw(&buf, left, title: convTitle, focused: s.focus == .conversation, ctx: ctx, right: position)
         let tok = Frame.draw(&buf, right, title: "Tokens", focused: s.focus == .tokens, ctx: ctx,
                              right: s.query.isEmpty ? nil : "/\(s.query): \(s.matches.count) matches")
+        if s.row == nil, let l = s.loading {
+            buf.put("loading row \(l.index)\(ctx.glyphs.ellipsis)", x: conv.x + 1, y: conv.y, style: ctx.theme.mutedText, clip: conv)
+            return
+        }
         if let e = s.error {
             for (i, l) in TextWrap.wrap(e, width: max(10, conv.width - 2)).enumerated() {
                 buf.put(l, x: conv.x + 1, y: conv.y + i, style: ctx.theme.errorText, clip: conv)
@@ -103,24 +114,47 @@ public enum InspectorScreen {
 }
 
 extension DashboardApp {
+    /// Asks for a row of the selected dataset and split; it is read (a cold parquet row group, image
+    /// decoding, encoding) on the rows lane, and shown when it arrives (`applyRow`). Only the newest
+    /// request counts: queued older ones are skipped, late answers dropped.
     public func loadInspectorRow(_ index: Int) {
-        guard let d = datasets.current else { inspector.error = nil; inspector.row = nil; return }
+        guard let d = datasets.current else { inspector.error = nil; inspector.row = nil; inspector.loading = nil; return }
         let split = d.splits.indices.contains(datasets.splitIndex) ? d.splits[datasets.splitIndex] : d.splits.first
         let count = split?.rows ?? 0
         let i = max(0, count > 0 ? min(index, count - 1) : index)
         inspector.datasetName = d.name
         inspector.split = split?.name ?? ""
-        do {
-            inspector.row = try source.loadRow(dataset: d, split: split?.name ?? "train", index: i)
-            inspector.rowIndex = i
+        lastRowTicket += 1
+        let ticket = lastRowTicket
+        inspector.loading = .init(ticket: ticket, index: i)
+        inspector.rowIndex = i
+        latestRow.set(ticket)
+        let src = source, inbox = workInbox, cancel = cancellation, latest = latestRow, splitName = split?.name ?? "train"
+        work.schedule(.rows) {
+            guard !cancel.isCancelled, latest.isLatest(ticket) else { return }
+            do {
+                let row = try src.loadRow(dataset: d, split: splitName, index: i)
+                inbox.post(.rowLoaded(ticket: ticket, index: i, row: row, error: nil))
+            } catch {
+                inbox.post(.rowLoaded(ticket: ticket, index: i, row: nil, error: "\(error)"))
+            }
+        }
+    }
+
+    /// A row load's answer; dropped unless it answers the newest request.
+    func applyRow(ticket: Int, index: Int, row: InspectedRow?, error: String?) {
+        guard inspector.loading?.ticket == ticket else { return }
+        inspector.loading = nil
+        inspector.rowIndex = index
+        if let row {
+            inspector.row = row
             inspector.error = nil
             inspector.conversationScroll = 0
             inspector.tokenCursor = inspector.trainedRunStarts.first ?? 0
             if !inspector.query.isEmpty { inspectorSearch(inspector.query, announce: false) }
-        } catch {
+        } else {
             inspector.row = nil
-            inspector.rowIndex = i
-            inspector.error = "\(error)"
+            inspector.error = error ?? "cannot read row \(index)"
         }
     }
 

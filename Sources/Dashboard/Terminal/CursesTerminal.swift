@@ -154,11 +154,14 @@ public final class CursesTerminal {
 }
 
 /// The UI loop: on the main thread, at most ~30 frames a second, drawing only when something
-/// changed. Engine events are drained from the app's inbox each pass.
+/// changed. Engine events and background results (datasets opened, rows read) are drained from the
+/// app's inboxes each pass, so a slow open never holds up a key.
 public enum TerminalLoop {
     public static func run(_ app: DashboardApp, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         let term = try CursesTerminal(environment: environment, mouse: app.options.mouse)
         defer { term.shutdown() }
+        // Leaving skips queued dataset opens and row loads; one already running ends with the process.
+        defer { app.cancelBackgroundWork() }
         var size = term.size
         var quitRequestedAt: Date? = nil
         var stats = FrameStats()

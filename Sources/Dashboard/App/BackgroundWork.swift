@@ -1,0 +1,105 @@
+import Datasets
+import Foundation
+
+/// Which background queue a job runs on. Listing is cheap and must not wait behind an MMIU
+/// extraction; rows of an open dataset must not either, so each lane has its own serial queue.
+public enum WorkLane: Sendable, CaseIterable {
+    /// Finding the datasets to list (config, recent paths, the HF cache's folder names).
+    case listing
+    /// Opening datasets, one at a time (MMIU unpacks its image zips here on first open).
+    case opening
+    /// Reading and encoding one Inspector row.
+    case rows
+}
+
+/// Where the app runs slow work. Jobs only call the data source and post their results to the
+/// app's `WorkInbox`; they never touch app state (that belongs to the UI thread, which drains the
+/// inbox once per frame, as it does the engine's `EventInbox`).
+public protocol WorkScheduler: AnyObject {
+    func schedule(_ lane: WorkLane, _ job: @escaping () -> Void)
+}
+
+/// The shipped scheduler: one serial dispatch queue per lane, at utility priority so a training
+/// run on the same two cores keeps its share.
+public final class QueueWork: WorkScheduler, @unchecked Sendable {
+    private let queues: [WorkLane: DispatchQueue]
+    public init() {
+        var q: [WorkLane: DispatchQueue] = [:]
+        for lane in WorkLane.allCases { q[lane] = DispatchQueue(label: "sftdeck.dashboard.\(lane)", qos: .utility) }
+        queues = q
+    }
+    public func schedule(_ lane: WorkLane, _ job: @escaping () -> Void) {
+        let box = UncheckedJob(job)
+        queues[lane]!.async { box.run() }
+    }
+}
+
+/// Runs each job at once on the calling thread (tests, and tools that want the old blocking
+/// behaviour). Results still travel through the inbox.
+public final class InlineWork: WorkScheduler {
+    public init() {}
+    public func schedule(_ lane: WorkLane, _ job: @escaping () -> Void) { job() }
+}
+
+/// A job closure handed to a dispatch queue. The closures capture the data source, which is built
+/// for use from the background lanes (its caches are lock-protected).
+struct UncheckedJob: @unchecked Sendable {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
+}
+
+/// What background work sends back to the UI thread. Each result carries the ticket of the request
+/// it answers, so the state machines drop answers to requests that were superseded.
+public enum WorkResult: Sendable {
+    case listed(ticket: Int, entries: [DatasetEntry])
+    case openProgress(ticket: Int, ZipExtractionProgress)
+    case opened(ticket: Int, DatasetSummary)
+    case rowLoaded(ticket: Int, index: Int, row: InspectedRow?, error: String?)
+}
+
+/// Background results waiting for the UI thread (lock-protected; ncurses and the app state are
+/// touched from the UI thread only). Extraction progress is coalesced: only the newest report per
+/// request is kept, so a fast extraction cannot flood the queue between frames.
+public final class WorkInbox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pending: [WorkResult] = []
+    private var progressSlot: [Int: Int] = [:]      // ticket -> index in `pending` of its progress report
+    public init() {}
+
+    public func post(_ r: WorkResult) {
+        lock.lock(); defer { lock.unlock() }
+        if case .openProgress(let ticket, _) = r {
+            if let i = progressSlot[ticket] { pending[i] = r; return }
+            progressSlot[ticket] = pending.count
+        }
+        pending.append(r)
+    }
+
+    public func drain() -> [WorkResult] {
+        lock.lock(); defer { lock.unlock() }
+        let out = pending
+        pending.removeAll(keepingCapacity: true)
+        progressSlot.removeAll(keepingCapacity: true)
+        return out
+    }
+}
+
+/// Set when the app quits: queued jobs that have not started yet are skipped. A job already running
+/// (an extraction) ends with the process; extraction writes each file under a temporary name and
+/// renames it only once complete, so the next open resumes where it stopped.
+public final class WorkCancellation: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cancelled = false
+    public init() {}
+    public var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return cancelled }
+    public func cancel() { lock.lock(); cancelled = true; lock.unlock() }
+}
+
+/// The newest row request, readable from the rows lane: a queued row load that is no longer the one
+/// the user is waiting for (they pressed `l` five times) is skipped instead of read.
+final class LatestTicket: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func set(_ v: Int) { lock.lock(); value = v; lock.unlock() }
+    func isLatest(_ v: Int) -> Bool { lock.lock(); defer { lock.unlock() }; return value == v }
+}
