@@ -75,7 +75,7 @@ extension Gemma3Model {
                                    B: Parameter(name: base + ".lora_B.default.weight", shape: [lin.outF, s.r], value: FBuf(lin.outF * s.r, zero: initialize)))
         }
         func saved(_ w: Weight, _ name: String) -> Parameter {
-            initialize ? w.trainableCopy(name: name) : Parameter(name: name, shape: w.shape, value: FreshBuffer.uninitialized(w.count))
+            initialize ? w.trainableCopy(name: name) : Parameter(name: name, shape: w.shape, value: FBuf(w.count, zero: false))
         }
         if s.modulesToSave.contains("embed_tokens") {
             embedForward = Weight(param: saved(embedding, "base_model.model." + prefix + "embed_tokens.modules_to_save.default.weight"))

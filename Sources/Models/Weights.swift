@@ -9,45 +9,6 @@ public enum StoredDType: String, Sendable {
     var size: Int { self == .f32 ? 4 : 2 }
 }
 
-/// Fresh fp32 buffers for trainable values and gradients. Start-up cost here is page faults (~3 µs per
-/// 4 KiB page on this VM: 134 MB of modules_to_save values + 134 MB of their gradients ≈ 0.2 s), so a
-/// buffer is faulted in once, by whoever writes it first, and never filled twice. (2 MiB transparent huge
-/// pages were tried: 5× faster when the kernel recycles a block freed moments ago, 2-3× slower when the
-/// block comes back from the balloon's free-page reporting, which is the usual case — median worse.)
-enum FreshBuffer {
-    /// Below this a memset is cheaper than the syscall.
-    static let dropBytes = 1 << 20
-    static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
-
-    /// The whole pages inside [p, p + bytes), or nil.
-    static func wholePages(_ p: UnsafeMutableRawPointer, _ bytes: Int) -> (UnsafeMutableRawPointer, Int)? {
-        let lo = (Int(bitPattern: p) + pageSize - 1) / pageSize * pageSize
-        let hi = (Int(bitPattern: p) + bytes) / pageSize * pageSize
-        guard hi > lo, let start = UnsafeMutableRawPointer(bitPattern: lo) else { return nil }
-        return (start, hi - lo)
-    }
-
-    /// An uninitialised buffer of `count` floats (its pages untouched until written).
-    static func uninitialized(_ count: Int) -> FBuf { FBuf(count, zero: false) }
-
-    /// A zero-filled buffer of `count` floats. A large one is zeroed without being written: the partial pages
-    /// at its ends are cleared, and its whole pages are handed back with MADV_DONTNEED — heap memory is
-    /// private anonymous memory, whose dropped pages read back zero-filled — so each page costs one fault
-    /// when first written (the first zeroGrad or gradient accumulation) instead of a fill now plus that fault.
-    static func zeroed(_ count: Int) -> FBuf {
-        guard count * 4 >= dropBytes else { return FBuf(count) }
-        let b = uninitialized(count)
-        let raw = UnsafeMutableRawPointer(b.p)
-        guard let (start, n) = wholePages(raw, count * 4), madvise(start, n, Int32(MADV_DONTNEED)) == 0 else {
-            b.zero(); return b
-        }
-        memset(raw, 0, start - raw)
-        let end = start + n, stop = raw + count * 4
-        memset(end, 0, stop - end)
-        return b
-    }
-}
-
 /// A read-only tensor in its stored dtype, pointing into a memory map (or an owned buffer).
 public final class FrozenTensor: @unchecked Sendable {
     public let dtype: StoredDType
@@ -76,7 +37,7 @@ public final class FrozenTensor: @unchecked Sendable {
     var directF32: CFPtr? {
         dtype == .f32 && Int(bitPattern: base) % 4 == 0 ? base.assumingMemoryBound(to: Float.self) : nil
     }
-    func toFloats() -> FBuf { let b = FreshBuffer.uninitialized(count); read(into: b.p, start: 0, count: count); return b }
+    func toFloats() -> FBuf { let b = FBuf(count, zero: false); read(into: b.p, start: 0, count: count); return b }
 }
 
 extension FrozenTensor {
@@ -121,7 +82,7 @@ public final class Parameter: @unchecked Sendable {
     public var grad: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: gradBuf.p, count: count) }
     init(name: String, shape: [Int], value: FBuf) {
         self.name = name; self.shape = shape; valueBuf = value
-        gradBuf = FreshBuffer.zeroed(value.count)
+        gradBuf = FBuf(value.count)   // large ones: a fresh LargeBlockCache mapping, zero without a fill
         let n = name.lowercased()
         let parts = n.split(separator: ".", omittingEmptySubsequences: false)
         inNormLayer = parts.contains { $0.hasPrefix("layer_norm") || $0 == "post_layernorm" }
@@ -187,7 +148,7 @@ final class Weight {
     /// Makes this weight trainable: an fp32 copy named `name`.
     func makeTrainable(name: String) -> Parameter {
         if let p = param { return p }
-        let buf = FreshBuffer.uninitialized(count)
+        let buf = FBuf(count, zero: false)
         if let e = external { e.dequantizeRows(0..<e.rows, into: buf.p) } else { frozen!.read(into: buf.p, start: 0, count: count) }
         let p = Parameter(name: name, shape: shape, value: buf)
         param = p; frozen = nil; external = nil; cachedF32 = nil
@@ -197,7 +158,7 @@ final class Weight {
     func trainableCopy(name: String) -> Parameter {
         let buf: FBuf
         if let p = param { buf = FBuf(copying: p.valueBuf.p, count: count) }
-        else if let e = external { buf = FreshBuffer.uninitialized(count); e.dequantizeRows(0..<e.rows, into: buf.p) }
+        else if let e = external { buf = FBuf(count, zero: false); e.dequantizeRows(0..<e.rows, into: buf.p) }
         else { buf = frozen!.toFloats() }
         return Parameter(name: name, shape: shape, value: buf)
     }

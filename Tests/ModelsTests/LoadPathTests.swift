@@ -2,26 +2,9 @@ import XCTest
 import Tensor
 @testable import Models
 
-/// The start-up paths that avoid copies and fills: zeroed buffers that are never written, safetensors
-/// written straight from tensor buffers, F32 tensors read with pread into their destination (in pieces).
+/// The start-up and save paths that avoid copies: safetensors written straight from tensor buffers, F32
+/// tensors read with pread into their destination (in pieces, as the adapter loader splits them).
 final class LoadPathTests: XCTestCase {
-    func testZeroedBufferIsZeroEvenOnReusedMemory() {
-        let n = (3 << 20) / 4 + 5   // 3 MB + a partial page: head, whole pages, tail
-        for round in 0..<3 {
-            do {   // leave garbage in memory the allocator may hand back
-                let dirty = FBuf(n, zero: false)
-                dirty.p.update(repeating: Float(round + 1), count: n)
-            }
-            let b = FreshBuffer.zeroed(n)
-            XCTAssertEqual(b.count, n)
-            XCTAssertNil((0..<n).first { b.p[$0] != 0 }, "round \(round): nonzero element")
-            b.p.update(repeating: 7, count: n)   // writable after the pages were dropped
-            XCTAssertEqual(b.p[n - 1], 7)
-        }
-        let small = FreshBuffer.zeroed(100)
-        XCTAssertNil((0..<100).first { small.p[$0] != 0 })
-    }
-
     func testSafetensorsRoundTripThroughPread() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sftdeck-loadpath-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -39,7 +22,7 @@ final class LoadPathTests: XCTestCase {
         let st = try MappedSafeTensors(url: url)
         XCTAssertEqual(st.entries["a.small"]?.shape, [2, 5])
         let tb = try XCTUnwrap(try st.tensor("z.big")), ts = try XCTUnwrap(try st.tensor("a.small"))
-        let whole = FreshBuffer.uninitialized(big.count)
+        let whole = FBuf(big.count, zero: false)
         try st.readF32(tb, into: whole.p, count: big.count)
         XCTAssertEqual(whole.array, big)
         // pieces at offsets, as the adapter loader splits large tensors
