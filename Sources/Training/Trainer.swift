@@ -152,9 +152,16 @@ public final class Trainer {
                 // do_sync_step: clip → optimizer.step → lr of this step → scheduler.step → zero_grad
                 let params = model.trainableParameters
                 var gradNorm: Float? = nil
-                if config.maxGradNorm > 0 { gradNorm = GradientClipping.clip(params, maxNorm: config.maxGradNorm) }
+                var clipCoefficient: Float = 1
+                if config.maxGradNorm > 0 {
+                    // clip_grad_norm_'s grads *= coef is folded into the update (g·coef in the same fp32
+                    // multiply, one pass over the gradients fewer; OptimizerKernelTests checks the bits)
+                    let norm = GradientClipping.totalNorm(params)
+                    gradNorm = norm
+                    clipCoefficient = GradientClipping.coefficient(norm: norm, maxNorm: config.maxGradNorm)
+                }
                 let lr = schedule.learningRate(atStep: globalStep)
-                optimizer.step(params, lr: lr, hasGradient: model.parametersWithGradient)
+                optimizer.step(params, lr: lr, hasGradient: model.parametersWithGradient, gradScale: clipCoefficient)
                 model.zeroGrad()
                 globalStep += 1
                 epoch = Double(ep) + Double(step + 1) / Double(lenDataloader)
