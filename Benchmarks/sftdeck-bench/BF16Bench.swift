@@ -27,7 +27,7 @@ public func runBF16Bench(_ args: [String]) throws {
     let caps = BF16Capabilities.current
     // Measured whenever a library exports it; without AVX512-BF16 / AMX-BF16 that is OpenBLAS's generic kernel.
     let native = caps.libraryHasSbgemm
-    print("bf16: OpenBLAS core \(BLASRuntime.coreName), \(BLASRuntime.threadCount) BLAS threads; " + (native
+    print("bf16: OpenBLAS core \(BLASRuntime.coreName), \(BLASThreads.summary); " + (native
         ? "cblas_sbgemm from \(BF16Native.namedLibrary ?? "the loaded BLAS")" : "sbgemm unavailable: \(caps.unavailableReason ?? "")"))
     if native && !caps.cpuHasBF16 { print("bf16: the CPU has no bf16 instructions: sbgemm figures are OpenBLAS's generic kernel") }
 

@@ -3,7 +3,7 @@ import Tensor
 // Benchmarks: each suite prints its figures as ratios against a reference measured in the same run
 // (OpenBLAS sgemm peak, memory bandwidth, HF tokenizers, pyarrow, PyTorch/TRL via /work-style venvs).
 // Usage: sftdeck-bench SUITE [args]
-print("sftdeck-bench: OpenBLAS core \(BLASRuntime.coreName)")
+print("sftdeck-bench: OpenBLAS core \(BLASRuntime.coreName); \(BLASThreads.summary)")
 let suite = CommandLine.arguments.dropFirst().first ?? ""
 let suiteArgs = Array(CommandLine.arguments.dropFirst(2))
 let suites = ["tensor", "quant", "tokenizer", "parquet", "pipeline", "model", "model-4b-memory", "qlora-4b-memory", "train", "train-gemma", "train-gemma-memory", "bf16", "fastmath"]

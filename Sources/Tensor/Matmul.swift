@@ -50,6 +50,12 @@ public enum BLASThreads {
         return true
     }()
 
+    /// One line for benchmark headers: who threads the products.
+    public static var summary: String {
+        splitBySFTDeck ? "OpenBLAS single-threaded, products split over \(Parallel.coreCount) cores by sgemm"
+                       : "OpenBLAS's own \(BLASRuntime.threadCount) threads (SFTDECK_BLAS_THREADS=openblas)"
+    }
+
     /// Below ~2 MFLOP a product is not worth a dispatch (a few µs).
     static let minimumWork = 1 << 20
 
