@@ -58,12 +58,37 @@ public enum BLASRuntime {
         kernelToForce(coreName: coreName, cpuFlags: cpuFlags(), environment: ProcessInfo.processInfo.environment)
     }
 
-    /// Call first thing in `main`: when OpenBLAS fell back to a weak kernel that the CPU can beat, set
-    /// `OPENBLAS_CORETYPE` and re-execute `/proc/self/exe` with the same arguments (once; the marker
-    /// stops a second time). If `execv` fails, the program simply continues on the current kernel.
+    /// What OpenBLAS's thread servers spin for between calls, as `OPENBLAS_THREAD_TIMEOUT` (2ⁿ cycles):
+    /// the default 28 (~0.1 s) keeps them on `sched_yield` through a whole training step; 4, the
+    /// smallest it accepts, puts them to sleep at once (woken per call, like Dispatch's workers).
+    public static let threadTimeout = "4"
+
+    /// The variables to set before OpenBLAS loads, or an empty dictionary when the process is right as it
+    /// is (then no re-execution). A pure function of OpenBLAS's kernel choice, the CPU's flags, the core
+    /// count and the environment: the kernel from `kernelToForce`, and `OPENBLAS_THREAD_TIMEOUT` when
+    /// OpenBLAS's own threads will run the products (see `BLASThreads`) on more than one core and the
+    /// user has not chosen a timeout. Never anything once re-executed (the marker).
+    public static func environmentToSet(coreName: String, cpuFlags: Set<String>, coreCount: Int,
+                                        environment: [String: String]) -> [String: String] {
+        if environment[reexecMarker] != nil { return [:] }
+        var out: [String: String] = [:]
+        if let k = kernelToForce(coreName: coreName, cpuFlags: cpuFlags, environment: environment) { out["OPENBLAS_CORETYPE"] = k }
+        let threading = environment[BLASThreads.environmentVariable] ?? ""
+        if coreCount > 1, environment["OPENBLAS_THREAD_TIMEOUT"] == nil, threading.isEmpty || threading == "openblas" {
+            out["OPENBLAS_THREAD_TIMEOUT"] = threadTimeout
+        }
+        return out
+    }
+
+    /// Call first thing in `main`: when OpenBLAS fell back to a weak kernel that the CPU can beat, or its
+    /// threads would spin between calls, set `OPENBLAS_CORETYPE` / `OPENBLAS_THREAD_TIMEOUT` and
+    /// re-execute `/proc/self/exe` with the same arguments (once; the marker stops a second time; ~20 ms).
+    /// If `execv` fails, the program simply continues as it is (then `sgemm` splits products itself).
     public static func reexecWithBestKernelIfNeeded() {
-        guard let kernel = recommendedKernel() else { return }
-        setenv("OPENBLAS_CORETYPE", kernel, 1)
+        let vars = environmentToSet(coreName: coreName, cpuFlags: cpuFlags(), coreCount: Parallel.coreCount,
+                                    environment: ProcessInfo.processInfo.environment)
+        if vars.isEmpty { return }
+        for (k, v) in vars { setenv(k, v, 1) }
         setenv(reexecMarker, "1", 1)
         fflush(stdout)
         _ = execv("/proc/self/exe", CommandLine.unsafeArgv)

@@ -36,24 +36,34 @@ func sgemmCall(_ tA: Bool, _ tB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Fl
 /// Who runs the threads of a matrix product.
 ///
 /// OpenBLAS's pthread build (Debian's) keeps its worker threads spinning on `sched_yield` between calls
-/// for 2²⁸ cycles, and a training step makes a BLAS call every few milliseconds, so they never sleep: a
-/// profile of a step showed ~14% of all CPU samples in `sched_yield`, competing with the Dispatch threads
-/// of the element-wise kernels for the same two cores. So OpenBLAS is set to one thread and `sgemm`
-/// splits large products across cores itself, on the Dispatch pool that the other kernels use (whose
-/// idle threads block instead of spinning). `SFTDECK_BLAS_THREADS=openblas` keeps OpenBLAS's own threading
-/// (for comparisons).
+/// for 2²⁸ cycles by default, and a training step makes a BLAS call every few milliseconds, so they never
+/// sleep: a profile of a step showed ~14% of all CPU samples in `sched_yield`, competing with the Dispatch
+/// threads of the element-wise kernels for the same cores. It reads its spin time only when it loads, so:
+/// - `sftdeck` re-executes itself with `OPENBLAS_THREAD_TIMEOUT=4` (BLASRuntime), and OpenBLAS threads
+///   the products (its threads share packed panels; measured 5–10% faster per step than the split below);
+/// - anywhere else (tests, a host that cannot re-execute), OpenBLAS is set to one thread and `sgemm`
+///   splits large products across cores itself, on the Dispatch pool (whose idle threads block).
+/// `SFTDECK_BLAS_THREADS=split` or `=openblas` chooses either way.
 public enum BLASThreads {
+    public static let environmentVariable = "SFTDECK_BLAS_THREADS"
+
     /// true: products are split by `sgemm` (OpenBLAS single-threaded); false: OpenBLAS threads them.
     public static let splitBySFTDeck: Bool = {
-        if ProcessInfo.processInfo.environment["SFTDECK_BLAS_THREADS"] == "openblas" { return false }
-        openblas_set_num_threads(1)
-        return true
+        let env = ProcessInfo.processInfo.environment
+        let split: Bool
+        switch env[environmentVariable] {
+        case "split": split = true
+        case "openblas": split = false
+        default: split = env["OPENBLAS_THREAD_TIMEOUT"] == nil
+        }
+        if split { openblas_set_num_threads(1) }
+        return split
     }()
 
     /// One line for benchmark headers: who threads the products.
     public static var summary: String {
         splitBySFTDeck ? "OpenBLAS single-threaded, products split over \(Parallel.coreCount) cores by sgemm"
-                       : "OpenBLAS's own \(BLASRuntime.threadCount) threads (SFTDECK_BLAS_THREADS=openblas)"
+                       : "OpenBLAS's own \(BLASRuntime.threadCount) threads, OPENBLAS_THREAD_TIMEOUT=\(ProcessInfo.processInfo.environment["OPENBLAS_THREAD_TIMEOUT"] ?? "default (they spin between calls)")"
     }
 
     /// Below ~2 MFLOP a product is not worth a dispatch (a few µs).

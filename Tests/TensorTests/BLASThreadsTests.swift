@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import Tensor
 
@@ -8,8 +9,30 @@ import XCTest
 /// every element within fp32 GEMM rounding of the exact (Double) product, the same bits on every run, and
 /// no element skipped or written twice (beta = 1 accumulates exactly once).
 final class BLASThreadsTests: XCTestCase {
-    func testOpenBLASRunsOneThreadAndProductsAreSplit() {
-        XCTAssertTrue(BLASThreads.splitBySFTDeck, "SFTDECK_BLAS_THREADS=openblas is set in the test environment")
+    /// sftdeck re-executes itself with OPENBLAS_THREAD_TIMEOUT (and the kernel) once, never twice, and
+    /// never against the user's own choice.
+    func testReexecutionEnvironment() {
+        let zen = Set(["avx2", "fma"])
+        XCTAssertEqual(BLASRuntime.environmentToSet(coreName: "Zen", cpuFlags: zen, coreCount: 2, environment: [:]),
+                       ["OPENBLAS_THREAD_TIMEOUT": "4"])
+        XCTAssertEqual(BLASRuntime.environmentToSet(coreName: "Prescott", cpuFlags: zen, coreCount: 2, environment: [:]),
+                       ["OPENBLAS_THREAD_TIMEOUT": "4", "OPENBLAS_CORETYPE": "Haswell"])
+        XCTAssertEqual(BLASRuntime.environmentToSet(coreName: "Zen", cpuFlags: zen, coreCount: 1, environment: [:]), [:])
+        XCTAssertEqual(BLASRuntime.environmentToSet(coreName: "Zen", cpuFlags: zen, coreCount: 2,
+                                                    environment: ["OPENBLAS_THREAD_TIMEOUT": "28"]), [:])
+        XCTAssertEqual(BLASRuntime.environmentToSet(coreName: "Zen", cpuFlags: zen, coreCount: 2,
+                                                    environment: [BLASThreads.environmentVariable: "split"]), [:])
+        XCTAssertEqual(BLASRuntime.environmentToSet(coreName: "Prescott", cpuFlags: zen, coreCount: 2,
+                                                    environment: [BLASRuntime.reexecMarker: "1"]), [:])
+    }
+
+    func testOpenBLASRunsOneThreadAndProductsAreSplit() throws {
+        let env = ProcessInfo.processInfo.environment
+        if env["OPENBLAS_THREAD_TIMEOUT"] != nil || env[BLASThreads.environmentVariable] == "openblas" {
+            XCTAssertFalse(BLASThreads.splitBySFTDeck)
+            throw XCTSkip("OpenBLAS threads the products in this environment")
+        }
+        XCTAssertTrue(BLASThreads.splitBySFTDeck)
         XCTAssertEqual(BLASRuntime.threadCount, 1)
         if Parallel.coreCount > 1 { XCTAssertGreaterThan(BLASThreads.count(m: 512, n: 2048, k: 512), 1) }
         XCTAssertEqual(BLASThreads.count(m: 16, n: 16, k: 16), 1)
