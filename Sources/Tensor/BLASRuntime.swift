@@ -92,5 +92,9 @@ public enum BLASRuntime {
         setenv(reexecMarker, "1", 1)
         fflush(stdout)
         _ = execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // Still here: execv failed. The loaded OpenBLAS never saw the variables; take them back so that
+        // `BLASThreads` does not think its threads sleep.
+        for k in vars.keys { unsetenv(k) }
+        unsetenv(reexecMarker)
     }
 }
