@@ -143,7 +143,9 @@ public final class LargeBlockCache: @unchecked Sendable {
         peakBytes = max(peakBytes, liveBytes + freeBytes)
         lock.unlock()
         for f in evicted { munmap(f.pointer, f.bytes) }
-        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+        // MAP_POPULATE: a step writes every page of its buffers, and the kernel populating a new mapping in
+        // one call costs ~30% less per page than a trap per first touch (measured 2.5 vs 3.6 µs on this VM).
+        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0), p != MAP_FAILED else {
             lock.lock(); liveBytes -= size; lock.unlock()
             return nil   // the caller falls back to malloc (which reports exhaustion its own way)
         }
