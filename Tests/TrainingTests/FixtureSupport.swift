@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Tensor
 @testable import Training
 
 /// Loads `Fixtures/training/<name>` (written by Scripts/fixtures/gen_training.py).
@@ -42,4 +43,31 @@ func assertClose(_ a: [Float], _ b: [Float], abs absTol: Float, rel: Float, _ wh
     }
     XCTAssertEqual(at, -1, "\(what): worst |diff| \(worst) at \(at) (\(at >= 0 ? a[at] : 0) vs \(at >= 0 ? b[at] : 0))",
                    file: file, line: line)
+}
+
+/// A trainer for `c` with a RunWriter in its output_dir (run name "r"), as the parity tests run it.
+func makeTrainer(_ c: SFTConfig) throws -> Trainer {
+    let p = try RunSetup.prepare(c)
+    let t = try Trainer(config: c, model: p.model, train: p.train, eval: p.eval)
+    t.writer = RunWriter(outputDir: URL(fileURLWithPath: c.resolvedOutputDir), runName: "r")
+    return t
+}
+
+/// Checks tensor `name` of `file` against a reference summary {"sum", "abs_sum", "head"}: sums within
+/// `relative` of the absolute sum (plus 1e-6 on the sum), the first values within `headAccuracy`.
+/// Returns the worst |value − reference| over the head.
+@discardableResult
+func assertTensorSummary(_ file: SafeTensorsFile, _ name: String, _ want: [String: Any], relative: Double, headAccuracy: Double,
+                         file testFile: StaticString = #filePath, line: UInt = #line) throws -> Double {
+    let v = try file.floats(name)
+    let sum = v.reduce(0.0) { $0 + Double($1) }, abs = v.reduce(0.0) { $0 + Double(Swift.abs($1)) }
+    let ws = jsonNumber(want["sum"])!, wa = jsonNumber(want["abs_sum"])!
+    XCTAssertEqual(sum, ws, accuracy: relative * wa + 1e-6, "\(name) sum", file: testFile, line: line)
+    XCTAssertEqual(abs, wa, accuracy: relative * wa, "\(name) abs sum", file: testFile, line: line)
+    var worst = 0.0
+    for (i, x) in (want["head"] as! [Any]).compactMap(jsonNumber).enumerated() {
+        XCTAssertEqual(Double(v[i]), x, accuracy: headAccuracy, "\(name)[\(i)]", file: testFile, line: line)
+        worst = max(worst, Swift.abs(Double(v[i]) - x))
+    }
+    return worst
 }

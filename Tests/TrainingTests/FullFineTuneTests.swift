@@ -112,12 +112,7 @@ final class FullFineTuneTests: XCTestCase {
         return c
     }
 
-    func trainer(_ c: SFTConfig) throws -> Trainer {
-        let p = try RunSetup.prepare(c)
-        let t = try Trainer(config: c, model: p.model, train: p.train, eval: p.eval)
-        t.writer = RunWriter(outputDir: URL(fileURLWithPath: c.resolvedOutputDir), runName: "r")
-        return t
-    }
+    func trainer(_ c: SFTConfig) throws -> Trainer { try makeTrainer(c) }
 
     /// Tolerances: loss / grad_norm / train_loss 1e-4 relative, learning_rate and epoch 1e-12, num_tokens
     /// exact; saved weights 2e-5 absolute per value (first 8), sums 1e-4 of the absolute sum.
@@ -158,17 +153,9 @@ final class FullFineTuneTests: XCTestCase {
         }
         let summary = try XCTUnwrap(r["summary"] as? [String: [String: Any]])
         let file = try SafeTensorsFile(url: ck.appendingPathComponent("model.safetensors"))
-        var worstValue: Float = 0
+        var worstValue = 0.0
         for (name, s) in summary {
-            let v = try file.floats(name)
-            let sum = v.reduce(0.0) { $0 + Double($1) }, abs = v.reduce(0.0) { $0 + Double(Swift.abs($1)) }
-            let ws = jsonNumber(s["sum"])!, wa = jsonNumber(s["abs_sum"])!
-            XCTAssertEqual(sum, ws, accuracy: 1e-4 * wa + 1e-6, "\(name) sum")
-            XCTAssertEqual(abs, wa, accuracy: 1e-4 * wa, "\(name) abs sum")
-            for (i, x) in (s["head"] as! [Any]).compactMap(jsonNumber).enumerated() {
-                XCTAssertEqual(Double(v[i]), x, accuracy: 2e-5, "\(name)[\(i)]")
-                worstValue = max(worstValue, Swift.abs(v[i] - Float(x)))
-            }
+            worstValue = max(worstValue, try assertTensorSummary(file, name, s, relative: 1e-4, headAccuracy: 2e-5))
         }
         print("full fine-tuning checkpoint-6: worst |value − TRL| over the first 8 of each tensor \(worstValue)")
         let cfg = try XCTUnwrap(PythonJSON.parse(Data(contentsOf: ck.appendingPathComponent("config.json"))) as? [String: Any])

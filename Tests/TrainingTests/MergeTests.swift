@@ -15,15 +15,7 @@ final class MergeTests: XCTestCase {
         let want = try XCTUnwrap(PythonJSON.parse(Data(contentsOf: sft.appendingPathComponent("merged_mm_summary.json"))) as? [String: [String: Any]])
         let file = try SafeTensorsFile(url: r.written)
         XCTAssertEqual(Set(file.names), Set(want.keys))
-        for (name, w) in want {
-            let v = try file.floats(name)
-            let sum = v.reduce(0.0) { $0 + Double($1) }, abs = v.reduce(0.0) { $0 + Double(Swift.abs($1)) }
-            let ws = jsonNumber(w["sum"])!, wa = jsonNumber(w["abs_sum"])!
-            XCTAssertEqual(sum, ws, accuracy: 1e-5 * wa + 1e-6, "\(name) sum")
-            XCTAssertEqual(abs, wa, accuracy: 1e-5 * wa, "\(name) abs sum")
-            let head = (w["head"] as! [Any]).compactMap(jsonNumber)
-            for (i, h) in head.enumerated() { XCTAssertEqual(Double(v[i]), h, accuracy: 1e-6, "\(name)[\(i)]") }
-        }
+        for (name, w) in want { try assertTensorSummary(file, name, w, relative: 1e-5, headAccuracy: 1e-6) }
         // The trained head of a tied checkpoint is kept and the config untied.
         let cfg = try XCTUnwrap(PythonJSON.parse(Data(contentsOf: out.appendingPathComponent("config.json"))) as? [String: Any])
         XCTAssertEqual(cfg["tie_word_embeddings"] as? Bool, false)

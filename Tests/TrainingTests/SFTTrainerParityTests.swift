@@ -89,12 +89,7 @@ final class GemmaRunTests: XCTestCase {
 
     let ckpt8: (inout SFTConfig) -> Void = { $0.saveStrategy = .steps; $0.saveSteps = 8; $0.evalStrategy = .no }
 
-    func trainer(_ c: SFTConfig) throws -> Trainer {
-        let p = try RunSetup.prepare(c)
-        let t = try Trainer(config: c, model: p.model, train: p.train, eval: p.eval)
-        t.writer = RunWriter(outputDir: URL(fileURLWithPath: c.resolvedOutputDir), runName: "r")
-        return t
-    }
+    func trainer(_ c: SFTConfig) throws -> Trainer { try makeTrainer(c) }
 
     /// Stop at step 8 (checkpoint with adapter, optimizer, RNG), resume in a fresh process-like setup:
     /// losses after the checkpoint equal the uninterrupted run's exactly.
