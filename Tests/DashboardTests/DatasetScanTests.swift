@@ -63,6 +63,11 @@ func pump(_ app: DashboardApp, until what: String, timeout: Double = 20, file: S
 }
 
 final class DatasetScanTests: XCTestCase {
+    override func setUp() {
+        super.setUp()
+        // the recent-datasets list goes to a temporary file, never the user's ~/.cache
+        RecentDatasets.fileOverride = FileManager.default.temporaryDirectory.appendingPathComponent("recent-\(UUID().uuidString).txt").path
+    }
     let extracting = ZipExtractionProgress(archive: "2D-spatial.zip", archiveIndex: 0, archiveCount: 2, entriesDone: 3, entriesTotal: 10,
                                            bytesDone: 3 << 20, bytesTotal: 12 << 20, elapsed: 2, finished: false)
 

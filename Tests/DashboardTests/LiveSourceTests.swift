@@ -6,6 +6,11 @@ import Training
 /// The shipped data source over real files: a tiny Gemma 3 processor and a parquet dataset from
 /// the Training fixtures, and the sample configs.
 final class LiveSourceTests: XCTestCase {
+    override func setUp() {
+        super.setUp()
+        // the recent-datasets list goes to a temporary file, never the user's ~/.cache
+        RecentDatasets.fileOverride = FileManager.default.temporaryDirectory.appendingPathComponent("recent-\(UUID().uuidString).txt").path
+    }
     var root: URL { var u = URL(fileURLWithPath: #filePath); for _ in 0..<3 { u.deleteLastPathComponent() }; return u }
     var llava: URL { root.appendingPathComponent("Tests/TrainingTests/Fixtures/training/sft/llava") }
 

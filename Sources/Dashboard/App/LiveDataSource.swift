@@ -125,7 +125,10 @@ public final class LiveDataSource: DashboardDataSource {
 
 /// Recently inspected dataset paths (~/.cache/sftdeck/recent-datasets.txt, newest first).
 enum RecentDatasets {
+    /// Tests point this at a temporary file so that they never write the user's list.
+    nonisolated(unsafe) static var fileOverride: String?
     static var file: String {
+        if let f = fileOverride { return f }
         let env = ProcessInfo.processInfo.environment
         let cache = env["XDG_CACHE_HOME"] ?? ((env["HOME"] ?? NSHomeDirectory()) + "/.cache")
         return cache + "/sftdeck/recent-datasets.txt"
