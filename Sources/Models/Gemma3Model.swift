@@ -158,8 +158,12 @@ public final class Gemma3Model: @unchecked Sendable {
     /// Parameter by name (trainable ones).
     public func parameter(named n: String) -> Parameter? { trainableParameters.first { $0.name == n } }
 
-    /// Zeroes every trainable gradient.
-    public func zeroGrad() { for p in trainableParameters { p.gradBuf.zero() } }
+    /// Zeroes every trainable gradient (a row-tracked one: its written rows only).
+    public func zeroGrad() {
+        for p in trainableParameters {
+            if let rows = p.gradientRows { rows.clear(zeroing: p.gradBuf.p) } else { p.gradBuf.zero() }
+        }
+    }
 
     func registerTrainable(_ ps: [Parameter]) { trainableParameters = ps }
 
@@ -369,9 +373,11 @@ public final class Gemma3Model: @unchecked Sendable {
             var isImage = [Bool](repeating: false, count: T)
             if N > 0 { for t in imagePositions { isImage[t] = true } }
             let s = embedScale, pad = text.padTokenID ?? -1
+            let rows = embedForward.param?.gradientRows
             for t in 0..<T where !isImage[t] {
                 let id = Int(batch.inputIDs[t])
                 if id == pad { continue }
+                rows?.mark(id)
                 let gr = g + id * C, d = dx.p + t * C
                 for c in 0..<C { gr[c] += d[c] * s }
             }

@@ -74,14 +74,17 @@ extension Gemma3Model {
                                    A: Parameter(name: base + ".lora_A.default.weight", shape: [s.r, lin.inF], value: A),
                                    B: Parameter(name: base + ".lora_B.default.weight", shape: [lin.outF, s.r], value: FBuf(lin.outF * s.r, zero: initialize)))
         }
-        func saved(_ w: Weight, _ name: String) -> Parameter {
-            initialize ? w.trainableCopy(name: name) : Parameter(name: name, shape: w.shape, value: FBuf(w.count, zero: false))
+        func saved(_ w: Weight, _ name: String, embeddingTable: Bool) -> Parameter {
+            initialize ? w.trainableCopy(name: name, embeddingTable: embeddingTable)
+                : Parameter(name: name, shape: w.shape, value: FBuf(w.count, zero: false), embeddingTable: embeddingTable)
         }
+        // The embed_tokens copy is read only by the lookup (lm_head reads the base weight or its own copy),
+        // so its gradient has rows only for the batch's ids: row-tracked.
         if s.modulesToSave.contains("embed_tokens") {
-            embedForward = Weight(param: saved(embedding, "base_model.model." + prefix + "embed_tokens.modules_to_save.default.weight"))
+            embedForward = Weight(param: saved(embedding, "base_model.model." + prefix + "embed_tokens.modules_to_save.default.weight", embeddingTable: true))
         }
         if s.modulesToSave.contains("lm_head") {
-            headForward = Weight(param: saved(headWeight, "base_model.model.lm_head.modules_to_save.default.weight"))
+            headForward = Weight(param: saved(headWeight, "base_model.model.lm_head.modules_to_save.default.weight", embeddingTable: false))
         }
         lora = s
         collectLoRATrainables()

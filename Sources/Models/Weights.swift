@@ -80,9 +80,17 @@ public final class Parameter: @unchecked Sendable {
     public var count: Int { valueBuf.count }
     public var value: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: valueBuf.p, count: count) }
     public var grad: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: gradBuf.p, count: count) }
-    init(name: String, shape: [Int], value: FBuf) {
+    /// Set for a [rows, width] table only an embedding lookup reads: the gradient rows the backward wrote
+    /// since the last zeroing; every other row is exactly zero (see `GradientRows`). nil: dense.
+    public let gradientRows: GradientRows?
+    /// `embeddingTable`: a lookup table (rows = shape[0]); its gradient is row-tracked when
+    /// `GradientRows.enabled`, and its pages are left to the first write.
+    init(name: String, shape: [Int], value: FBuf, embeddingTable: Bool = false) {
         self.name = name; self.shape = shape; valueBuf = value
-        gradBuf = FBuf(value.count)   // large ones: a fresh LargeBlockCache mapping, zero without a fill
+        let sparse = embeddingTable && GradientRows.enabled && shape.count == 2 && shape[1] > 0
+        gradientRows = sparse ? GradientRows(rows: shape[0], width: shape[1]) : nil
+        // large ones: a fresh LargeBlockCache mapping, zero without a fill (populated, unless row-tracked)
+        gradBuf = TensorStorage(capacity: value.count, zeroed: true, populate: !sparse)
         let n = name.lowercased()
         let parts = n.split(separator: ".", omittingEmptySubsequences: false)
         inNormLayer = parts.contains { $0.hasPrefix("layer_norm") || $0 == "post_layernorm" }
@@ -155,12 +163,12 @@ final class Weight {
         return p
     }
     /// A trainable fp32 copy (modules_to_save), leaving this one frozen.
-    func trainableCopy(name: String) -> Parameter {
+    func trainableCopy(name: String, embeddingTable: Bool = false) -> Parameter {
         let buf: FBuf
         if let p = param { buf = FBuf(copying: p.valueBuf.p, count: count) }
         else if let e = external { buf = FBuf(count, zero: false); e.dequantizeRows(0..<e.rows, into: buf.p) }
         else { buf = frozen!.toFloats() }
-        return Parameter(name: name, shape: shape, value: buf)
+        return Parameter(name: name, shape: shape, value: buf, embeddingTable: embeddingTable)
     }
     /// The fp32 values to overwrite when loading into a trainable weight (nil: frozen, see `assign`).
     var trainableValues: FPtr? { param?.valueBuf.p }

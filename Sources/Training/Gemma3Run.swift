@@ -31,7 +31,8 @@ public final class Gemma3Trainable: TrainableModel {
 
     func refreshParameters() {
         trainableParameters = model.trainableParameters.map {
-            TrainableTensor(name: $0.name, shape: $0.shape, inNormLayer: $0.inNormLayer, value: $0.value, grad: $0.grad)
+            TrainableTensor(name: $0.name, shape: $0.shape, inNormLayer: $0.inNormLayer, value: $0.value, grad: $0.grad,
+                            gradientRows: $0.gradientRows)
         }
     }
 
@@ -49,6 +50,7 @@ public final class Gemma3Trainable: TrainableModel {
     public func zeroGrad() {
         var pieces: [UnsafeMutableBufferPointer<Float>] = []
         for p in model.trainableParameters {
+            if let rows = p.gradientRows { rows.clear(zeroing: p.grad.baseAddress!); continue }   // its written rows only
             let g = p.grad
             var lo = 0
             while lo < g.count { let hi = min(g.count, lo + (1 << 21)); pieces.append(UnsafeMutableBufferPointer(rebasing: g[lo..<hi])); lo = hi }

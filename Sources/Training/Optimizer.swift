@@ -1,6 +1,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import Tensor
 #endif
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
@@ -20,10 +21,15 @@ public struct TrainableTensor {
     public let inNormLayer: Bool
     public let value: UnsafeMutableBufferPointer<Float>
     public let grad: UnsafeMutableBufferPointer<Float>
+    /// Non-nil: only these rows of `grad` ([rows, width]) may be nonzero, the others are exact zeros
+    /// (an embedding table's gradient). The clip norm and AdamW then skip the zero rows, with the same bits.
+    public let gradientRows: GradientRows?
     public init(name: String, shape: [Int], inNormLayer: Bool = false,
-                value: UnsafeMutableBufferPointer<Float>, grad: UnsafeMutableBufferPointer<Float>) {
+                value: UnsafeMutableBufferPointer<Float>, grad: UnsafeMutableBufferPointer<Float>, gradientRows: GradientRows? = nil) {
         precondition(value.count == grad.count && value.count == shape.reduce(1, *), "\(name): storage/shape mismatch")
+        precondition(gradientRows == nil || gradientRows!.rows * gradientRows!.width == value.count, "\(name): gradient rows do not cover the tensor")
         self.name = name; self.shape = shape; self.inNormLayer = inNormLayer; self.value = value; self.grad = grad
+        self.gradientRows = gradientRows
     }
     public var count: Int { value.count }
 }
@@ -51,6 +57,10 @@ public final class AdamW {
     private let moments: ZeroPagedFloats
     /// Per parameter: m and v are still all zero (no step and no restore wrote them).
     private var momentsZero: [Bool]
+    /// Per row-tracked parameter (`TrainableTensor.gradientRows`): every row that ever had a gradient, so the
+    /// only rows whose m and v may be nonzero. A step updates these rows only: elsewhere g = m = v = 0 and,
+    /// without weight decay, the update is the identity.
+    private var momentRows: [GradientRows?]
 
     /// `exp_avg` of each parameter (a copy out of the optimizer's storage).
     public var expAvg: MomentTensors { MomentTensors(storage: moments, offsets: mOffsets, counts: counts) }
@@ -68,8 +78,14 @@ public final class AdamW {
             v.append(end); end += (c + 15) & ~15
         }
         mOffsets = m; vOffsets = v
-        moments = ZeroPagedFloats(count: end)
+        // a row-tracked parameter's moments are written only where its rows get gradients: not faulted in now
+        var dense: [Range<Int>] = []
+        for (k, p) in parameters.enumerated() where p.gradientRows == nil {
+            dense.append(m[k]..<(m[k] + counts[k])); dense.append(v[k]..<(v[k] + counts[k]))
+        }
+        moments = ZeroPagedFloats(count: end, prefault: dense)
         momentsZero = Array(repeating: true, count: counts.count)
+        momentRows = parameters.map { p in p.gradientRows.map { GradientRows(rows: $0.rows, width: $0.width) } }
         decayFlags = parameters.map { AdamW.usesWeightDecay($0) }
         parameterSteps = Array(repeating: 0, count: parameters.count)
     }
@@ -115,7 +131,7 @@ public final class AdamW {
         let small = abs(w1) < 0.5
         var scalars: [UpdateScalars] = []
         var fresh: [Bool] = []
-        var work: [(k: Int, lo: Int, hi: Int)] = []
+        var work: [(k: Int, ranges: [Range<Int>])] = []
         var active: [Int] = []
         scalars.reserveCapacity(parameters.count); fresh.reserveCapacity(parameters.count)
         for k in parameters.indices {
@@ -132,21 +148,32 @@ public final class AdamW {
                                          bc2Sqrt: Float(biasCorrection2.squareRoot()), eps: epsF, stepSize: Float(lr / biasCorrection1)))
             fresh.append(momentsZero[k])
             if skip { continue }
-            var lo = 0
             let n = counts[k]
-            while lo < n { work.append((k, lo, min(lo + AdamW.chunkElements, n))); lo += AdamW.chunkElements }
+            if let rows = parameters[k].gradientRows, let ever = momentRows[k] {
+                rows.merge(into: ever)
+                // Rows never marked: g = m = v = 0 there, and the update is the identity unless it decays the
+                // parameter or scales the gradient by a non-finite clip coefficient (NaN · 0 = NaN).
+                if !decay && gradScale.isFinite {
+                    AdamW.appendWork(&work, k, ever.elementRuns())
+                    continue
+                }
+            }
+            AdamW.appendWork(&work, k, [0..<n])
         }
         let base = moments.base
         let mOff = mOffsets, vOff = vOffsets
-        func run(_ item: (k: Int, lo: Int, hi: Int)) {
-            let p = parameters[item.k], s = scalars[item.k], n = item.hi - item.lo
-            let pv = p.value.baseAddress! + item.lo, pg = p.grad.baseAddress! + item.lo
-            let pm = base + mOff[item.k] + item.lo, pq = base + vOff[item.k] + item.lo
-            switch (fresh[item.k], gradScale != 1) {
-            case (true, false): AdamW.update(pv, pg, pm, pq, n, s, fresh: true, scaled: false, gradScale: 1)
-            case (false, false): AdamW.update(pv, pg, pm, pq, n, s, fresh: false, scaled: false, gradScale: 1)
-            case (true, true): AdamW.update(pv, pg, pm, pq, n, s, fresh: true, scaled: true, gradScale: gradScale)
-            case (false, true): AdamW.update(pv, pg, pm, pq, n, s, fresh: false, scaled: true, gradScale: gradScale)
+        func run(_ item: (k: Int, ranges: [Range<Int>])) {
+            let p = parameters[item.k], s = scalars[item.k]
+            for r in item.ranges {
+                let n = r.count
+                let pv = p.value.baseAddress! + r.lowerBound, pg = p.grad.baseAddress! + r.lowerBound
+                let pm = base + mOff[item.k] + r.lowerBound, pq = base + vOff[item.k] + r.lowerBound
+                switch (fresh[item.k], gradScale != 1) {
+                case (true, false): AdamW.update(pv, pg, pm, pq, n, s, fresh: true, scaled: false, gradScale: 1)
+                case (false, false): AdamW.update(pv, pg, pm, pq, n, s, fresh: false, scaled: false, gradScale: 1)
+                case (true, true): AdamW.update(pv, pg, pm, pq, n, s, fresh: true, scaled: true, gradScale: gradScale)
+                case (false, true): AdamW.update(pv, pg, pm, pq, n, s, fresh: false, scaled: true, gradScale: gradScale)
+                }
             }
         }
         if work.count > 2 {
@@ -155,6 +182,21 @@ public final class AdamW {
             for item in work { run(item) }
         }
         for k in active { momentsZero[k] = false }
+    }
+
+    /// Splits parameter `k`'s element ranges (ascending, disjoint) into work items of about `chunkElements`
+    /// elements each: a long range in pieces, short ones (an embedding's marked rows) gathered together.
+    static func appendWork(_ work: inout [(k: Int, ranges: [Range<Int>])], _ k: Int, _ ranges: [Range<Int>]) {
+        var item: [Range<Int>] = [], size = 0
+        for r in ranges {
+            var lo = r.lowerBound
+            while lo < r.upperBound {
+                let hi = min(r.upperBound, lo + (chunkElements - size))
+                item.append(lo..<hi); size += hi - lo; lo = hi
+                if size >= chunkElements { work.append((k, item)); item = []; size = 0 }
+            }
+        }
+        if !item.isEmpty { work.append((k, item)) }
     }
 
     /// The per-element update, 8 lanes at a time (SIMD lanes run the same IEEE operations in the same order
@@ -226,6 +268,13 @@ public final class AdamW {
             expAvg[k].withUnsafeBufferPointer { if let b = $0.baseAddress { (moments.base + mOffsets[k]).update(from: b, count: counts[k]) } }
             expAvgSq[k].withUnsafeBufferPointer { if let b = $0.baseAddress { (moments.base + vOffsets[k]).update(from: b, count: counts[k]) } }
             momentsZero[k] = false
+            if let ever = momentRows[k] {
+                // the rows whose restored moments are not all zero are the ones a step must keep updating
+                for r in 0..<ever.rows {
+                    let lo = r * ever.width, hi = lo + ever.width
+                    if expAvg[k][lo..<hi].contains(where: { $0 != 0 }) || expAvgSq[k][lo..<hi].contains(where: { $0 != 0 }) { ever.mark(r) }
+                }
+            }
         }
         self.stepCount = stepCount
         self.parameterSteps = parameterSteps ?? Array(repeating: stepCount, count: counts.count)
@@ -242,45 +291,36 @@ public struct MomentTensors: RandomAccessCollection {
 }
 
 /// fp32 storage that starts out zero without being written: an anonymous private memory map, whose pages
-/// the kernel supplies zero-filled (calloc's trick for large blocks). The pages are faulted in at once, on
-/// every core, one word written per page — the faults (~3 µs per 4 KiB page on this VM) are the whole cost;
-/// the old `[Float](repeating: 0)` paid them plus a fill of 2× the trainable bytes.
+/// the kernel supplies zero-filled (calloc's trick for large blocks), on huge pages where it spans 2 MiB
+/// (`AnonymousMemory`). The pages are faulted in at once, on every core, one word written per page: the
+/// faults are the whole cost; the old `[Float](repeating: 0)` paid them plus a fill of 2× the trainable bytes.
 final class ZeroPagedFloats: @unchecked Sendable {
     let base: UnsafeMutablePointer<Float>
     let count: Int
-    private let mapping: UnsafeMutableRawPointer?
-    private let mappedBytes: Int
+    private let mappedBytes: Int   // 0: heap memory
 
-    init(count: Int) {
+    /// `prefault`: the element ranges whose pages are faulted in now (nil: all); the others wait for their
+    /// first write (AdamW's row-tracked embedding moments, most rows of which no batch ever names).
+    init(count: Int, prefault: [Range<Int>]? = nil) {
         self.count = count
         let length = max(count, 1) * MemoryLayout<Float>.size
-        let m = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        if let m, m != MAP_FAILED {
-            mapping = m; mappedBytes = length
+        if let m = AnonymousMemory.map(bytes: length, populate: false) {
+            mappedBytes = length
             base = m.bindMemory(to: Float.self, capacity: max(count, 1))
-            prefault()
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            for r in prefault ?? [0..<count] where !r.isEmpty {
+                AnonymousMemory.touchPages(UnsafeMutableRawPointer(base + r.lowerBound), bytes: r.count * 4, cores: cores)
+            }
         } else {
             // No map (address space exhausted?): ordinary zeroed memory.
-            mapping = nil; mappedBytes = 0
+            mappedBytes = 0
             base = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
             base.initialize(repeating: 0, count: max(count, 1))
         }
     }
 
-    /// Faults every page in now, on every core (one zero written per 4 KiB page: the contents stay zero).
-    func prefault() {
-        let raw = UnsafeMutableRawPointer(base), bytes = count * 4
-        let piece = 2 << 20, pieces = (bytes + piece - 1) / piece
-        if pieces == 0 { return }
-        DispatchQueue.concurrentPerform(iterations: pieces) { k in
-            var o = k * piece
-            let end = min(bytes, o + piece)
-            while o < end { raw.storeBytes(of: 0, toByteOffset: o, as: UInt32.self); o += 4096 }
-        }
-    }
-
     deinit {
-        if let mapping { munmap(mapping, mappedBytes) } else { base.deallocate() }
+        if mappedBytes > 0 { AnonymousMemory.unmap(UnsafeMutableRawPointer(base), bytes: mappedBytes) } else { base.deallocate() }
     }
 }
 
@@ -339,12 +379,19 @@ public enum GradientClipping {
             var lo = 0
             repeat { work.append((k, lo, min(lo + chunkElements, p.count))); lo += chunkElements } while lo < p.count
         }
+        // row-tracked gradients: only the groups of four that hold a marked row are read (see sumOfSquares(_:_:only:))
+        let runs: [[Range<Int>]?] = parameters.map { $0.gradientRows?.elementRuns() }
         var partial = [Double](repeating: 0, count: work.count)
         partial.withUnsafeMutableBufferPointer { out in
             let out = out
             func run(_ w: Int) {
                 let item = work[w]
-                out[w] = sumOfSquares(parameters[item.k].grad.baseAddress.map { UnsafePointer($0) + item.lo }, item.hi - item.lo)
+                let g = parameters[item.k].grad.baseAddress.map { UnsafePointer($0) + item.lo }
+                if let r = runs[item.k], let g {
+                    out[w] = sumOfSquares(g, item.hi - item.lo, only: clippedRuns(r, item.lo, item.hi))
+                } else {
+                    out[w] = sumOfSquares(g, item.hi - item.lo)
+                }
             }
             if work.count > 2 { DispatchQueue.concurrentPerform(iterations: work.count, execute: run) }
             else { for w in work.indices { run(w) } }
@@ -376,6 +423,30 @@ public enum GradientClipping {
         return s
     }
 
+    /// `sumOfSquares(g, n)` when every element outside `runs` (ascending, disjoint, relative to g) is zero,
+    /// reading only the groups of four that hold an element of a run: the same lanes take the same nonzero
+    /// squares in the same order, and a skipped group would have added exact zeros — identical bits.
+    static func sumOfSquares(_ g: UnsafePointer<Float>, _ n: Int, only runs: [Range<Int>]) -> Double {
+        guard n > 0 else { return 0 }
+        var acc = SIMD4<Double>(repeating: 0)
+        let full = n / 4 * 4
+        var next = 0   // groups before this were added
+        for r in runs {
+            var i = max(next, r.lowerBound / 4 * 4)
+            let end = min(full, (r.upperBound + 3) / 4 * 4)
+            while i < end {
+                let x = SIMD4<Double>(UnsafeRawPointer(g + i).loadUnaligned(as: SIMD4<Float>.self))
+                acc += x * x
+                i += 4
+            }
+            next = max(next, end)
+        }
+        var s = acc.sum()
+        var i = full
+        while i < n { s += Double(g[i]) * Double(g[i]); i += 1 }   // the tail (< 4 elements), as the dense sum
+        return s
+    }
+
     /// clip_grad_norm_'s scale for a total norm: min(max_norm / (norm + 1e-6), 1) in fp32 (NaN stays NaN).
     /// `AdamW.step(…, gradScale:)` applies it inside the update instead of a separate pass over the gradients.
     public static func coefficient(norm: Float, maxNorm: Double) -> Float {
@@ -395,6 +466,17 @@ public enum GradientClipping {
         if coef == 1 { return norm }
         var work: [(k: Int, lo: Int, hi: Int)] = []
         for (k, p) in parameters.enumerated() {
+            if let rows = p.gradientRows {
+                // zero rows stay zero under a finite scale; NaN · 0 = NaN makes every row written
+                if coef.isFinite {
+                    for r in rows.elementRuns() {
+                        var lo = r.lowerBound
+                        while lo < r.upperBound { work.append((k, lo, min(lo + chunkElements, r.upperBound))); lo += chunkElements }
+                    }
+                    continue
+                }
+                rows.markAll()
+            }
             var lo = 0
             while lo < p.count { work.append((k, lo, min(lo + chunkElements, p.count))); lo += chunkElements }
         }
