@@ -80,14 +80,49 @@ public enum BLASRuntime {
         return out
     }
 
+    /// Sets `OPENBLAS_THREAD_TIMEOUT` for the loaded library: re-reads its environment
+    /// (`openblas_read_env`), stops its thread servers (`blas_thread_shutdown_`, the fork handler's
+    /// path) and starts them again (`blas_thread_init`, which takes the timeout). Symbols of the pthread
+    /// build, looked up at run time: false (nothing changed) where one is missing or the library did not
+    /// take the value, and the caller re-executes instead.
+    public static func restartThreads(timeout: String) -> Bool {
+        typealias VoidFn = @convention(c) () -> Void
+        typealias IntFn = @convention(c) () -> Int32
+        let handle = UnsafeMutableRawPointer(bitPattern: 0)   // RTLD_DEFAULT
+        guard let readEnv = dlsym(handle, "openblas_read_env"), let shutdown = dlsym(handle, "blas_thread_shutdown_"),
+              let start = dlsym(handle, "blas_thread_init"), let current = dlsym(handle, "openblas_thread_timeout"),
+              let want = Int32(timeout) else { return false }
+        let previous = getenv("OPENBLAS_THREAD_TIMEOUT").map { String(cString: $0) }
+        setenv("OPENBLAS_THREAD_TIMEOUT", timeout, 1)
+        unsafeBitCast(readEnv, to: VoidFn.self)()
+        guard unsafeBitCast(current, to: IntFn.self)() == want else {
+            if let previous { setenv("OPENBLAS_THREAD_TIMEOUT", previous, 1) } else { unsetenv("OPENBLAS_THREAD_TIMEOUT") }
+            unsafeBitCast(readEnv, to: VoidFn.self)()
+            return false
+        }
+        _ = unsafeBitCast(shutdown, to: IntFn.self)()
+        _ = unsafeBitCast(start, to: IntFn.self)()
+        return true
+    }
+
+    /// The `OPENBLAS_THREAD_TIMEOUT` the library has read (0: its default), nil where it has no such symbol.
+    public static var threadTimeoutInEffect: Int? {
+        guard let f = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "openblas_thread_timeout") else { return nil }
+        return Int(unsafeBitCast(f, to: (@convention(c) () -> Int32).self)())
+    }
+
     /// Call first thing in `main`: when OpenBLAS fell back to a weak kernel that the CPU can beat, or its
     /// threads would spin between calls, set `OPENBLAS_CORETYPE` / `OPENBLAS_THREAD_TIMEOUT` and
     /// re-execute `/proc/self/exe` with the same arguments (once; the marker stops a second time; ~20 ms).
+    /// When only the timeout is to change, the threads are restarted in this process (`restartThreads`).
     /// If `execv` fails, the program simply continues as it is (then `sgemm` splits products itself).
     public static func reexecWithBestKernelIfNeeded() {
         let vars = environmentToSet(coreName: coreName, cpuFlags: cpuFlags(), coreCount: Parallel.coreCount,
                                     environment: ProcessInfo.processInfo.environment)
         if vars.isEmpty { return }
+        // Only the thread timeout to change: restart OpenBLAS's threads in this process instead (~20 ms
+        // less than a second exec, and the threads the library started at load stop spinning now).
+        if vars.count == 1, let timeout = vars["OPENBLAS_THREAD_TIMEOUT"], restartThreads(timeout: timeout) { return }
         for (k, v) in vars { setenv(k, v, 1) }
         setenv(reexecMarker, "1", 1)
         fflush(stdout)

@@ -6,6 +6,26 @@ final class CLISmokeTests: XCTestCase {
         let out = try runSFTDeck(["--help"])
         XCTAssertTrue(out.contains("train"), out)
     }
+
+    /// With the right kernel already chosen (OPENBLAS_CORETYPE given) only the thread timeout is left to
+    /// set: the binary restarts OpenBLAS's threads in-process, with no second exec, and the library runs
+    /// with the timeout; a user's own timeout is left alone.
+    func testThreadTimeoutIsSetWithoutReexecuting() throws {
+        guard ProcessInfo.processInfo.activeProcessorCount > 1 else { throw XCTSkip("one core: OpenBLAS runs no threads") }
+        var env = ProcessInfo.processInfo.environment
+        if env["OPENBLAS_CORETYPE"] == nil {
+            env["OPENBLAS_CORETYPE"] = try runSFTDeck(["blas-kernel", "--current"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        for k in ["OPENBLAS_THREAD_TIMEOUT", "SFTDECK_BLAS_THREADS", "SFTDECK_BLAS_REEXEC"] { env[k] = nil }
+        env["SFTDECK_PROFILE_STARTUP"] = "1"
+        let out = try runSFTDeck(["blas-kernel", "--threads"], environment: env)
+        XCTAssertEqual(out.components(separatedBy: "startup: main entered").count - 1, 1, "one process start:\n\(out)")
+        XCTAssertTrue(out.contains("openblas_thread_timeout 4"), out)
+        XCTAssertTrue(out.contains("OpenBLAS's own"), out)
+        env["OPENBLAS_THREAD_TIMEOUT"] = "7"
+        let own = try runSFTDeck(["blas-kernel", "--threads"], environment: env)
+        XCTAssertTrue(own.contains("openblas_thread_timeout 7"), own)
+    }
 }
 
 /// A fresh, empty temporary folder for one test (`sftdeck-cli-NAME-PID`).

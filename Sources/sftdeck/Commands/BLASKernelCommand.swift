@@ -14,8 +14,16 @@ struct BLASKernelCommand: ParsableCommand {
     @Flag(help: "Print the kernel OpenBLAS is running instead.")
     var current = false
 
+    @Flag(help: "Print who threads the matrix products, and OpenBLAS's thread timeout (log2 cycles).")
+    var threads = false
+
     func run() throws {
         if current { print(BLASRuntime.coreName); return }
+        if threads {
+            print(BLASThreads.summary)
+            print("openblas_thread_timeout \(BLASRuntime.threadTimeoutInEffect.map(String.init) ?? "unknown")")
+            return
+        }
         // main() already re-executed with the better kernel if one was needed; the marker says so.
         let env = ProcessInfo.processInfo.environment
         print(env[BLASRuntime.reexecMarker] != nil ? (env["OPENBLAS_CORETYPE"] ?? "") : "")
