@@ -79,9 +79,11 @@ public final class AdamW {
         }
         mOffsets = m; vOffsets = v
         // a row-tracked parameter's moments are written only where its rows get gradients: not faulted in now
-        var dense: [Range<Int>] = []
+        var dense: [Range<Int>] = []   // m and v of neighbouring dense parameters, merged into one range
         for (k, p) in parameters.enumerated() where p.gradientRows == nil {
-            dense.append(m[k]..<(m[k] + counts[k])); dense.append(v[k]..<(v[k] + counts[k]))
+            let r = m[k]..<(v[k] + counts[k])
+            if let last = dense.last, last.upperBound + 16 >= r.lowerBound { dense[dense.count - 1] = last.lowerBound..<r.upperBound }
+            else { dense.append(r) }
         }
         moments = ZeroPagedFloats(count: end, prefault: dense)
         momentsZero = Array(repeating: true, count: counts.count)
@@ -309,7 +311,7 @@ final class ZeroPagedFloats: @unchecked Sendable {
             base = m.bindMemory(to: Float.self, capacity: max(count, 1))
             let cores = ProcessInfo.processInfo.activeProcessorCount
             for r in prefault ?? [0..<count] where !r.isEmpty {
-                AnonymousMemory.touchPages(UnsafeMutableRawPointer(base + r.lowerBound), bytes: r.count * 4, cores: cores)
+                AnonymousMemory.populate(UnsafeMutableRawPointer(base + r.lowerBound), bytes: r.count * 4, cores: cores)
             }
         } else {
             // No map (address space exhausted?): ordinary zeroed memory.

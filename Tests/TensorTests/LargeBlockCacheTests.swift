@@ -37,3 +37,40 @@ final class LargeBlockCacheTests: XCTestCase {
         XCTAssertGreaterThan(b.blockBytes, 0)
     }
 }
+
+/// `AnonymousMemory`: populated mappings are resident and zero before anything is written to them;
+/// unpopulated ones cost no resident page until touched (what the row-tracked embedding gradient relies on).
+final class AnonymousMemoryTests: XCTestCase {
+    func residentPages(_ p: UnsafeMutableRawPointer, bytes: Int) -> Int {
+        let pages = (bytes + AnonymousMemory.pageBytes - 1) / AnonymousMemory.pageBytes
+        var vec = [UInt8](repeating: 0, count: pages)
+        XCTAssertEqual(mincore(p, bytes, &vec), 0)
+        return vec.reduce(0) { $0 + Int($1 & 1) }
+    }
+
+    func testPopulatedMappingIsResidentAndZero() throws {
+        let bytes = 3 << 20 + 5 * AnonymousMemory.pageBytes + 100
+        let p = try XCTUnwrap(AnonymousMemory.map(bytes: bytes))
+        defer { AnonymousMemory.unmap(p, bytes: bytes) }
+        XCTAssertEqual(Int(bitPattern: p) % AnonymousMemory.pageBytes, 0)
+        let rounded = AnonymousMemory.roundedSize(bytes)
+        XCTAssertEqual(residentPages(p, bytes: rounded), rounded / AnonymousMemory.pageBytes, "every page present")
+        let f = p.bindMemory(to: Float.self, capacity: bytes / 4)
+        XCTAssertTrue((0..<(bytes / 4)).allSatisfy { f[$0] == 0 })
+        f[bytes / 4 - 1] = 3
+        XCTAssertEqual(f[bytes / 4 - 1], 3)
+    }
+
+    func testUnpopulatedMappingCostsNothingUntilTouched() throws {
+        let bytes = 8 << 20
+        let p = try XCTUnwrap(AnonymousMemory.map(bytes: bytes, populate: false))
+        defer { AnonymousMemory.unmap(p, bytes: bytes) }
+        XCTAssertEqual(residentPages(p, bytes: bytes), 0)
+        p.storeBytes(of: Float(1), toByteOffset: 4 << 20, as: Float.self)
+        if !AnonymousMemory.hugePagesEnabled { XCTAssertEqual(residentPages(p, bytes: bytes), 1, "one page touched, one resident") }
+        AnonymousMemory.populate(p, bytes: bytes, cores: 2)
+        XCTAssertEqual(residentPages(p, bytes: bytes), bytes / AnonymousMemory.pageBytes)
+        XCTAssertEqual(p.load(fromByteOffset: 4 << 20, as: Float.self), 1, "populating keeps what was written")
+        XCTAssertEqual(p.load(fromByteOffset: 0, as: Float.self), 0)
+    }
+}
