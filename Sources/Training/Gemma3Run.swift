@@ -45,21 +45,10 @@ public final class Gemma3Trainable: TrainableModel {
             .filter { !$0.name.contains("embed_tokens") && !$0.name.contains("position_embedding") }
             .reduce(0) { $0 + $1.count }
     }
-    /// Zeroes every trainable gradient (Gemma3Model.zeroGrad's work), split in 8 MB pieces over every core:
-    /// ~140 MB of LoRA + modules_to_save gradients per step, and the first call faults the fresh pages in.
+    /// Zeroes every trainable gradient (`Gemma3Model.zeroGrad`: on every core, row-tracked ones by row,
+    /// nothing when no backward ran since the last zeroing).
     public func zeroGrad() {
-        var pieces: [UnsafeMutableBufferPointer<Float>] = []
-        for p in model.trainableParameters {
-            if let rows = p.gradientRows { rows.clear(zeroing: p.grad.baseAddress!); continue }   // its written rows only
-            let g = p.grad
-            var lo = 0
-            while lo < g.count { let hi = min(g.count, lo + (1 << 21)); pieces.append(UnsafeMutableBufferPointer(rebasing: g[lo..<hi])); lo = hi }
-        }
-        if pieces.count > 2 {
-            pieces.withUnsafeBufferPointer { ps in DispatchQueue.concurrentPerform(iterations: ps.count) { ps[$0].update(repeating: 0) } }
-        } else {
-            for b in pieces { b.update(repeating: 0) }
-        }
+        model.zeroGrad()
         windowHadImages = false
     }
 
