@@ -71,17 +71,20 @@ final class DatasetScanTests: XCTestCase {
     let extracting = ZipExtractionProgress(archive: "2D-spatial.zip", archiveIndex: 0, archiveCount: 2, entriesDone: 3, entriesTotal: 10,
                                            bytesDone: 3 << 20, bytesTotal: 12 << 20, elapsed: 2, finished: false)
 
-    /// The scan runs on real background queues while its open is held half-way: the screen shows
-    /// "opening…" with the extraction's figures, keys keep working, a rescan does not open the same
-    /// dataset again, and the summary replaces the progress once it arrives.
-    func testOpeningShowsProgressKeysKeepWorkingAndRescanDoesNotReopen() {
+    /// The scan runs on real background queues while the MMIU open is held half-way: a small dataset
+    /// listed after it opens meanwhile, the screen shows "opening…" with the extraction's figures, keys
+    /// keep working, a rescan does not open the held dataset again, and its summary replaces the
+    /// progress once it arrives.
+    func testOpeningShowsProgressKeysKeepWorkingAndOthersDoNotWait() {
         let src = GatedSource(["mmiu-mini", "shapes"], rows: ["mmiu-mini": 6, "shapes": 3])
         src.progress = extracting
         src.gated = ["/data/mmiu-mini"]
         let app = DashboardApp(source: src, work: QueueWork())
-        pump(app, until: "the extraction report") { app.datasets.items.first?.opening?.progress == extracting }
+        pump(app, until: "the extraction report and the small dataset's summary") {
+            app.datasets.items.first?.opening?.progress == extracting && app.datasets.items.last?.summary != nil
+        }
         var buf = frame(app)
-        XCTAssertNotNil(buf.find("2, 2 opening"), buf.text)
+        XCTAssertNotNil(buf.find("2, 1 opening"), buf.text)
         XCTAssertNotNil(buf.find("mmiu-mini  [config]  opening…"), buf.text)
         XCTAssertNotNil(buf.find("opening… unpacking images"), buf.text)
         XCTAssertNotNil(buf.find("archive 2D-spatial.zip (1 of 2)"), buf.text)
@@ -91,49 +94,52 @@ final class DatasetScanTests: XCTestCase {
         XCTAssertNotNil(buf.find("elapsed 00:02  2 MiB/s  ETA 00:06"), buf.text)
         XCTAssertNotNil(buf.find(" 25%"), buf.text)
 
-        // Keys are handled while the open is held: move, refuse to inspect, switch screens and back.
-        app.handle(.char("j"))
-        XCTAssertEqual(app.datasets.selected, 1)
+        // Keys are handled while the open is held: refuse to inspect it, move, switch screens and back.
         app.handle(.enter)
         XCTAssertEqual(app.screen, .datasets)
-        XCTAssertEqual(app.statusMessage?.text, "shapes is still opening")
+        XCTAssertEqual(app.statusMessage?.text, "mmiu-mini is still opening")
+        app.handle(.char("j"))
+        XCTAssertEqual(app.datasets.selected, 1)
         app.handle(.char("3")); app.handle(.char("1"))
         XCTAssertEqual(app.screen, .datasets)
         app.handle(.char("k"))
 
-        // A rescan lists again but opens neither dataset a second time (both still awaited).
+        // A rescan lists again and reads the small dataset again, but does not open the held one twice.
         app.handle(.char("r"))
         pump(app, until: "the rescan's listing") { !app.datasets.listing }
-        XCTAssertEqual(app.statusMessage?.text, "found 2 datasets (2 still opening from before)")
-        XCTAssertEqual(src.opens, ["/data/mmiu-mini": 1])
+        XCTAssertEqual(app.statusMessage?.text, "found 2 datasets (1 still opening from before)")
+        pump(app, until: "the small dataset's second summary") { src.opens["/data/shapes"] == 2 && app.datasets.openingCount == 1 }
+        XCTAssertEqual(src.opens["/data/mmiu-mini"], 1)
 
         src.release.signal()
         pump(app, until: "both summaries") { app.datasets.openingCount == 0 }
-        XCTAssertEqual(src.opens, ["/data/mmiu-mini": 1, "/data/shapes": 1])
+        XCTAssertEqual(src.opens, ["/data/mmiu-mini": 1, "/data/shapes": 2])
         buf = frame(app)
         XCTAssertNotNil(buf.find("test  6 rows"), buf.text)
         XCTAssertNil(buf.find("opening…"), buf.text)
         XCTAssertNotNil(buf.find("layout  MMIU"), buf.text)
     }
 
-    /// Quitting while an open runs: queued work is skipped, nothing waits for the running one.
+    /// Quitting while opens run: queued work is skipped, nothing waits for the running ones. The held
+    /// opens fill every slot of the opening lane, so "small" is still queued when the app quits.
     func testQuitWhileOpeningSkipsQueuedWork() {
-        let src = GatedSource(["big", "small"], rows: [:])
+        let held = (1...QueueWork.concurrentOpens).map { "big\($0)" }
+        let src = GatedSource(held + ["small"], rows: [:])
         src.progress = extracting
-        src.gated = ["/data/big"]
+        src.gated = Set(held.map { "/data/" + $0 })
         let app = DashboardApp(source: src, work: QueueWork())
-        pump(app, until: "the extraction report") { app.datasets.items.first?.opening?.progress != nil }
+        pump(app, until: "every held open running") { src.opens.count == held.count }
         app.handle(.char("q"))
         XCTAssertTrue(app.shouldQuit)
         app.cancelBackgroundWork()               // what the terminal loop does on leaving
-        src.release.signal()
-        // The running open finishes; the queued one ("small") never starts.
-        pump(app, until: "the running open's answer") { app.datasets.items.first?.summary != nil }
+        for _ in held { src.release.signal() }
+        // The running opens finish; the queued one ("small") never starts.
+        pump(app, until: "the running opens' answers") { app.datasets.items.prefix(held.count).allSatisfy { $0.summary != nil } }
         let drained = DispatchSemaphore(value: 0)
         QueueWorkProbe.afterOpeningLane(app) { drained.signal() }
         XCTAssertEqual(drained.wait(timeout: .now() + 20), .success)
-        XCTAssertEqual(src.opens, ["/data/big": 1])
-        XCTAssertNil(app.datasets.items[1].summary)
+        XCTAssertEqual(src.opens, Dictionary(uniqueKeysWithValues: held.map { ("/data/" + $0, 1) }))
+        XCTAssertNil(app.datasets.items.last?.summary)
     }
 
     /// The state machine on its own, with answers in any order: stale listings, answers for
@@ -279,5 +285,29 @@ final class DatasetScanTests: XCTestCase {
 enum QueueWorkProbe {
     static func afterOpeningLane(_ app: DashboardApp, _ body: @escaping () -> Void) {
         app.work.schedule(.opening, body)
+    }
+}
+
+/// The shipped scheduler: opens run side by side (a slow one does not hold up the next), listing stays
+/// in order on its own lane.
+final class QueueWorkTests: XCTestCase {
+    func testAnOpenDoesNotWaitForASlowerOne() {
+        let work = QueueWork()
+        let slowMayFinish = DispatchSemaphore(value: 0), fastDone = expectation(description: "second open ran")
+        work.schedule(.opening) { _ = slowMayFinish.wait(timeout: .now() + 10) }
+        work.schedule(.opening) { fastDone.fulfill() }
+        wait(for: [fastDone], timeout: 5)   // a one-at-a-time lane would block here until the first gave up
+        slowMayFinish.signal()
+    }
+
+    func testListingRunsInOrder() {
+        let work = QueueWork()
+        let lock = NSLock()
+        var order: [Int] = []
+        let done = expectation(description: "all listed")
+        done.expectedFulfillmentCount = 20
+        for i in 0..<20 { work.schedule(.listing) { lock.lock(); order.append(i); lock.unlock(); done.fulfill() } }
+        wait(for: [done], timeout: 5)
+        XCTAssertEqual(order, Array(0..<20))
     }
 }

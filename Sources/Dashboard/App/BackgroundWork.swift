@@ -6,7 +6,9 @@ import Foundation
 public enum WorkLane: Sendable, CaseIterable {
     /// Finding the datasets to list (config, recent paths, the HF cache's folder names).
     case listing
-    /// Opening datasets, one at a time (MMIU unpacks its image zips here on first open).
+    /// Opening datasets, up to `QueueWork.concurrentOpens` at once, so a small dataset listed after a big
+    /// MMIU one (which unpacks its image zips on first open) does not wait for it. Two opens of the same
+    /// folder never extract at once: the extraction holds a file lock per target.
     case opening
     /// Reading and encoding one Inspector row.
     case rows
@@ -19,18 +21,25 @@ public protocol WorkScheduler: AnyObject {
     func schedule(_ lane: WorkLane, _ job: @escaping () -> Void)
 }
 
-/// The shipped scheduler: one serial dispatch queue per lane, at utility priority so a training
-/// run on the same two cores keeps its share.
+/// The shipped scheduler, at utility priority so a training run on the same two cores keeps its share:
+/// a serial dispatch queue for listing and for rows, and an operation queue running a few opens at once.
 public final class QueueWork: WorkScheduler, @unchecked Sendable {
+    /// Opens that may run at the same time (each mostly waits on the disk or on unzipping).
+    public static let concurrentOpens = 3
     private let queues: [WorkLane: DispatchQueue]
+    private let opens: OperationQueue
     public init() {
         var q: [WorkLane: DispatchQueue] = [:]
-        for lane in WorkLane.allCases { q[lane] = DispatchQueue(label: "sftdeck.dashboard.\(lane)", qos: .utility) }
+        for lane in WorkLane.allCases where lane != .opening { q[lane] = DispatchQueue(label: "sftdeck.dashboard.\(lane)", qos: .utility) }
         queues = q
+        opens = OperationQueue()
+        opens.name = "sftdeck.dashboard.opening"
+        opens.maxConcurrentOperationCount = QueueWork.concurrentOpens
+        opens.qualityOfService = .utility
     }
     public func schedule(_ lane: WorkLane, _ job: @escaping () -> Void) {
         let box = UncheckedJob(job)
-        queues[lane]!.async { box.run() }
+        if lane == .opening { opens.addOperation { box.run() } } else { queues[lane]!.async { box.run() } }
     }
 }
 
