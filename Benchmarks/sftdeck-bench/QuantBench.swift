@@ -40,7 +40,7 @@ private func residentMemory() -> (rss: Int, peak: Int) {
     guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return (0, 0) }
     func field(_ name: String) -> Int {
         for line in text.split(separator: "\n") where line.hasPrefix(name) {
-            let digits = line.split(separator: " ").compactMap { Int($0) }
+            let digits = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { Int($0) }
             return (digits.first ?? 0) * 1024
         }
         return 0

@@ -17,7 +17,7 @@ do {
     case "pipeline": try runPipelineBench(suiteArgs)
     case "model": try ModelBench.run(arguments: suiteArgs)
     case "model-4b-memory": try Model4BMemoryBench.run()
-    case "qlora-4b-memory": try runQLoRA4BMemoryBench()
+    case "qlora-4b-memory": try runQLoRA4BMemoryBench(suiteArgs)
     case "train": runTrainBench()
     case "train-gemma": runTrainGemmaBench(suiteArgs)
     case "train-gemma-memory": runTrainGemmaMemoryBench(suiteArgs)
