@@ -1,8 +1,10 @@
 // The Linear products of one run in the precision the training config chose (Tensor.BF16MatmulMode),
 // following what torch.autocast("cpu", dtype=torch.bfloat16) does for nn.Linear: input and weight in
 // bf16, fp32 accumulation, the output a bf16 tensor; in backward the incoming gradient is bf16 and
-// dX, dW come out as bf16 tensors that autograd casts back to the fp32 input / master weight.
-// Norms, attention score/value products, softmax, loss, optimizer states and master weights stay fp32.
+// dX, dW come out as bf16 tensors that autograd casts back to the fp32 input / master weight. The
+// SigLIP patch conv and the Gemma 3 projector's matmul run the same way (autocast lists conv2d and
+// matmul too). Norms, attention score/value products, softmax, loss, optimizer states and master weights
+// stay fp32.
 import Foundation
 import Tensor
 

@@ -270,7 +270,7 @@ public final class Gemma3Model: @unchecked Sendable {
                     vt.forward(vout.p, pixels: $0.baseAddress!, N: N, ctx: ctx, keep: keepV, checkpoint: checkpoint)
                 }
                 let feats = FBuf(N * M * C, zero: false)
-                projCache = pr.forward(feats.p, vout, N: N)
+                projCache = pr.forward(feats.p, vout, N: N, precision: ctx.matmul)
                 for (k, t) in imagePositions.enumerated() { (x.p + t * C).update(from: feats.p + k * C, count: C) }
             } else if !imagePositions.isEmpty && batch.pixelValues != nil {
                 throw ModelError("Image features and image tokens do not match, tokens: \(imagePositions.count), features: 0")
@@ -405,14 +405,14 @@ public final class Gemma3Model: @unchecked Sendable {
             let dFeat = FBuf(N * M * C, zero: false)
             for (k, t) in imagePositions.enumerated() { (dFeat.p + k * C).update(from: dx.p + t * C, count: C) }
             let dV = FBuf(N * vt.P * vt.cfg.hiddenSize)
-            pr.backward(dV, dFeat.p, N: N, cache: pc)
+            pr.backward(dV, dFeat.p, N: N, cache: pc, precision: ctx.matmul)
             vt.backward(dV.p, N: N, cache: vc, ctx: ctx)
         } else if N > 0, let pr = projector, let pc = projCache, pr.inputProjection.trainable || pr.norm.trainable {
             let M = multimodal!.mmTokensPerImage
             let dFeat = FBuf(N * M * C, zero: false)
             for (k, t) in imagePositions.enumerated() { (dFeat.p + k * C).update(from: dx.p + t * C, count: C) }
             let dV = FBuf(N * vision!.P * vision!.cfg.hiddenSize)
-            pr.backward(dV, dFeat.p, N: N, cache: pc)
+            pr.backward(dV, dFeat.p, N: N, cache: pc, precision: ctx.matmul)
         }
         return result
     }

@@ -82,7 +82,7 @@ public final class GenerationSession {
             let vout = FBuf(numImages * vt.P * mm.visionConfig.hiddenSize, zero: false)
             _ = px.withUnsafeBufferPointer { vt.forward(vout.p, pixels: $0.baseAddress!, N: numImages, ctx: ctx, keep: false, checkpoint: false) }
             let feats = FBuf(numImages * mm.mmTokensPerImage * C, zero: false)
-            _ = pr.forward(feats.p, vout, N: numImages)
+            _ = pr.forward(feats.p, vout, N: numImages, precision: ctx.matmul)
             for (k, t) in pos.enumerated() { (x.p + t * C).update(from: feats.p + k * C, count: C) }
         }
         // image groups within this chunk (the prefill); later single tokens are plain causal

@@ -139,9 +139,16 @@ final class SiglipVisionTower {
         let C = cfg.hiddenSize, T = N * P
         let patches = im2col(pixels, N: N)
         let x = FBuf(T * C, zero: false)
-        MatrixKernels.forward(x.p, patches.p, patchW, T: T, inF: K, outF: C, scratch: ctx.scratch)
+        let mp = ctx.matmul
+        MatrixKernels.forward(x.p, patches.p, patchW, T: T, inF: K, outF: C, scratch: ctx.scratch, precision: mp)
         let b = patchB.f32, pe = pos.f32
-        for t in 0..<T { for c in 0..<C { x.p[t * C + c] += b[c] + pe[(t % P) * C + c] } }
+        if mp.autocast {
+            // conv2d under autocast: bf16 operands and bias, the biased sum rounded once (as a Linear with a
+            // bias); the fp32 position embedding is then added to it in fp32 (type promotion).
+            for t in 0..<T { for c in 0..<C { x.p[t * C + c] = roundedToBF16(x.p[t * C + c] + roundedToBF16(b[c])) + pe[(t % P) * C + c] } }
+        } else {
+            for t in 0..<T { for c in 0..<C { x.p[t * C + c] += b[c] + pe[(t % P) * C + c] } }
+        }
         let cache = Cache(patches: patches, T: T, C: C)
         for l in layers {
             if keep && checkpoint {
@@ -178,7 +185,7 @@ final class SiglipVisionTower {
             }
         }
         // patch embedding (a conv with stride = kernel is a matmul over im2col patches)
-        if let g = patchW.grad { sgemmTN(C, K, T, dx.p, C, cache.patches.p, K, g, K, beta: 1) }
+        if let g = patchW.grad { ctx.matmul.tn(C, K, T, dx.p, C, cache.patches.p, K, g, K, beta: 1, roundOutput: true) }
         if let g = patchB.grad { for t in 0..<T { addInPlace(g, dx.p + t * C, C) } }
         if let g = pos.grad { for t in 0..<T { addInPlace(g + (t % P) * C, dx.p + t * C, C) } }
     }
@@ -202,23 +209,24 @@ final class Gemma3Projector {
     final class Cache { var pooled: FBuf; var normed: FBuf; var rstd: FBuf
         init(_ a: FBuf, _ b: FBuf, _ c: FBuf) { pooled = a; normed = b; rstd = c } }
 
-    // vision (N·P, Cv) = (N, side, side, Cv) channels-last → features (N·M, Ct)
-    func forward(_ out: FPtr, _ x: FBuf, N: Int) -> Cache {
+    // vision (N·P, Cv) = (N, side, side, Cv) channels-last → features (N·M, Ct).
+    // The projection is a torch.matmul: under bf16 autocast, bf16 operands and a bf16 result, like a Linear.
+    func forward(_ out: FPtr, _ x: FBuf, N: Int, precision mp: MatmulPrecision) -> Cache {
         let M = pooledSide * pooledSide
         let pooled = FBuf(N * M * Cv, zero: false)
         avgPool2dForward(out: pooled.view([N, pooledSide, pooledSide, Cv]), x.view([N, side, side, Cv]), kernel: kernel)
         let normed = FBuf(N * M * Cv, zero: false), rstd = FBuf(N * M)
         rmsNormForward(out: normed.p, rstd: rstd.p, pooled.p, weight: norm.f32, rows: N * M, dim: Cv, eps: eps)
-        sgemmNN(N * M, Ct, Cv, normed.p, Cv, inputProjection.f32, Ct, out, Ct)
+        mp.nn(N * M, Ct, Cv, normed.p, Cv, inputProjection.f32, Ct, out, Ct, roundOutput: true)
         return Cache(pooled, normed, rstd)
     }
 
     // dFeatures (N·M, Ct) → dVision (N·P, Cv) (+=)
-    func backward(_ dx: FBuf, _ dOut: CFPtr, N: Int, cache: Cache) {
+    func backward(_ dx: FBuf, _ dOut: CFPtr, N: Int, cache: Cache, precision mp: MatmulPrecision) {
         let M = pooledSide * pooledSide
-        if let g = inputProjection.grad { sgemmTN(Cv, Ct, N * M, cache.normed.p, Cv, dOut, Ct, g, Ct, beta: 1) }
+        if let g = inputProjection.grad { mp.tn(Cv, Ct, N * M, cache.normed.p, Cv, dOut, Ct, g, Ct, beta: 1, roundOutput: true) }
         let dn = FBuf(N * M * Cv, zero: false)
-        sgemmNT(N * M, Cv, Ct, dOut, Ct, inputProjection.f32, Ct, dn.p, Cv)
+        mp.nt(N * M, Cv, Ct, dOut, Ct, inputProjection.f32, Ct, dn.p, Cv, roundOutput: true)
         let dp = FBuf(N * M * Cv)
         rmsNormBackward(dx: dp.p, dweight: norm.grad, dout: dn.p, cache.pooled.p, weight: norm.f32, rstd: cache.rstd.p, rows: N * M, dim: Cv)
         avgPool2dBackward(dx: dx.view([N, side, side, Cv]), dout: dp.view([N, pooledSide, pooledSide, Cv]), kernel: kernel)
