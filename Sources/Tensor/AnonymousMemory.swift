@@ -49,11 +49,12 @@ public enum AnonymousMemory {
     static let madvPopulateWrite: Int32 = 23
     nonisolated(unsafe) private static var populateWriteFails = false
 
-    /// Makes every page of `[p, p + bytes)` present (zero), split over up to `cores` threads in pieces of at
+    /// Makes every page of `[p, p + bytes)` present, contents kept, split over up to `cores` threads in pieces of at
     /// least 512 KiB: `MADV_POPULATE_WRITE` per piece (one call instead of a fault per page), or a write per
     /// page where the kernel lacks it. Measured here on 64 MB: 1.5 µs per page on two threads, against
     /// 2.2–2.8 µs for `MAP_POPULATE` (one thread) and 1.9 µs touching on two threads.
-    public static func populate(_ p: UnsafeMutableRawPointer, bytes: Int, cores: Int = 1) {
+    /// `withoutMadvise` (tests): the path of kernels before 5.14.
+    public static func populate(_ p: UnsafeMutableRawPointer, bytes: Int, cores: Int = 1, withoutMadvise: Bool = false) {
         let pages = (bytes + pageBytes - 1) / pageBytes
         guard pages > 0 else { return }
         let parts = max(1, min(cores, pages / 128))
@@ -62,9 +63,13 @@ public enum AnonymousMemory {
             let lo = k * per, hi = min(pages, lo + per)
             guard lo < hi else { return }
             let start = p + lo * pageBytes, length = (hi - lo) * pageBytes
-            if !populateWriteFails && madvise(start, length, madvPopulateWrite) == 0 { return }
-            populateWriteFails = errno == EINVAL   // an old kernel: write the pages instead, from now on
-            touchPages(start, bytes: length)
+            if !withoutMadvise {
+                if !populateWriteFails && madvise(start, length, madvPopulateWrite) == 0 { return }
+                populateWriteFails = errno == EINVAL   // an old kernel: write the pages instead, from now on
+            }
+            // rewrite each page's first word with its own value: faults the page in, keeps what it holds
+            var o = 0
+            while o < length { start.storeBytes(of: start.load(fromByteOffset: o, as: UInt32.self), toByteOffset: o, as: UInt32.self); o += pageBytes }
         }
         if parts > 1 { DispatchQueue.concurrentPerform(iterations: parts, execute: run) } else { run(0) }
     }

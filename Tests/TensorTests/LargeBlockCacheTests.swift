@@ -73,4 +73,16 @@ final class AnonymousMemoryTests: XCTestCase {
         XCTAssertEqual(p.load(fromByteOffset: 4 << 20, as: Float.self), 1, "populating keeps what was written")
         XCTAssertEqual(p.load(fromByteOffset: 0, as: Float.self), 0)
     }
+
+    /// Kernels without MADV_POPULATE_WRITE: each page's first word is rewritten with its own value.
+    func testPopulateWithoutMadviseKeepsContents() throws {
+        let bytes = 3 << 20
+        let p = try XCTUnwrap(AnonymousMemory.map(bytes: bytes, populate: false))
+        defer { AnonymousMemory.unmap(p, bytes: bytes) }
+        p.storeBytes(of: Float(2.5), toByteOffset: 1 << 20, as: Float.self)   // a page's first word
+        AnonymousMemory.populate(p, bytes: bytes, cores: 2, withoutMadvise: true)
+        XCTAssertEqual(residentPages(p, bytes: bytes), bytes / AnonymousMemory.pageBytes)
+        XCTAssertEqual(p.load(fromByteOffset: 1 << 20, as: Float.self), 2.5)
+        XCTAssertEqual(p.load(fromByteOffset: 2 << 20, as: Float.self), 0)
+    }
 }
