@@ -159,6 +159,7 @@ public final class AdamW {
                     AdamW.appendWork(&work, k, ever.elementRuns())
                     continue
                 }
+                if !gradScale.isFinite { ever.markAll() }   // NaN moments everywhere from now on, as in torch
             }
             AdamW.appendWork(&work, k, [0..<n])
         }

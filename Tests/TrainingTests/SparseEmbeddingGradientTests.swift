@@ -97,6 +97,11 @@ final class SparseEmbeddingGradientTests: XCTestCase {
         b.step(pair.sparseTensors, lr: 1e-2, gradScale: .nan)
         assertSameBits(bits(pair.dense.values[0]), bits(pair.sparse.values[0]))
         XCTAssertTrue(pair.sparse.values[0].allSatisfy(\.isNaN))
+        // the NaN moments keep every row updating afterwards, tracked or not
+        pair.zero()
+        pair.setGradients(marked: [7], seed: 10)
+        a.step(pair.dense.tensors, lr: 1e-2); b.step(pair.sparseTensors, lr: 1e-2)
+        assertSameBits(bits(a.expAvg[0]), bits(b.expAvg[0]), "exp_avg after the NaN step")
     }
 
     func testClipScalesOnlyMarkedRowsWithTheSameBits() {
