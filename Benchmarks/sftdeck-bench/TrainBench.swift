@@ -188,6 +188,11 @@ public func runTrainGemmaBench(_ args: [String]) {
         func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
         print(String(format: "train-gemma: median of %d rounds: tokens/s %.2fx, peak RSS %.2fx, launch→first step %.3fx wall, %.3fx CPU",
                      repeats, median(ratios.map(\.tps)), median(ratios.map(\.rss)), median(ratios.map(\.start)), median(ratios.map(\.cpu))))
+        // the spread, and how many rounds met each aim (the host's noise moves single rounds across the lines)
+        let s = ratios.map(\.start), t = ratios.map(\.tps), r = ratios.map(\.rss)
+        print(String(format: "train-gemma: range over the rounds: tokens/s %.2f–%.2fx (%d of %d ≥ 1.5x), peak RSS %.2f–%.2fx (%d ≤ 0.5x), launch→first step %.3f–%.3fx (%d ≤ 0.1x)",
+                     t.min()!, t.max()!, t.filter { $0 >= 1.5 }.count, repeats, r.min()!, r.max()!, r.filter { $0 <= 0.5 }.count,
+                     s.min()!, s.max()!, s.filter { $0 <= 0.1 }.count))
     }
 }
 
