@@ -17,6 +17,11 @@ final class CLISmokeTests: XCTestCase {
             env["OPENBLAS_CORETYPE"] = try runSFTDeck(["blas-kernel", "--current"]).trimmingCharacters(in: .whitespacesAndNewlines)
         }
         for k in ["OPENBLAS_THREAD_TIMEOUT", "SFTDECK_BLAS_THREADS", "SFTDECK_BLAS_REEXEC"] { env[k] = nil }
+        var probe = env
+        probe["OPENBLAS_THREAD_TIMEOUT"] = "7"
+        guard try runSFTDeck(["blas-kernel", "--threads"], environment: probe).contains("openblas_thread_timeout 7") else {
+            throw XCTSkip("this OpenBLAS build (not the pthread one?) reports no thread timeout")
+        }
         env["SFTDECK_PROFILE_STARTUP"] = "1"
         let out = try runSFTDeck(["blas-kernel", "--threads"], environment: env)
         XCTAssertEqual(out.components(separatedBy: "startup: main entered").count - 1, 1, "one process start:\n\(out)")
