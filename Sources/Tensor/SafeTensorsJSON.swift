@@ -60,8 +60,13 @@ public enum SafeTensorsJSONParser {
     /// Parses one JSON value from UTF-8 bytes; trailing whitespace (spaces are the safetensors
     /// padding) is allowed, anything else after the value is an error. The bytes must already be
     /// valid UTF-8 (the caller checks, so it can report that problem by name).
-    public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> SafeTensorsJSON {
-        var p = Parser(bytes: bytes)
+    ///
+    /// `maxDepth` bounds the nesting (other readers of the project's JSON use larger bounds);
+    /// `pythonLiterals` also accepts Python's `NaN`, `Infinity` and `-Infinity` (json.dumps writes them,
+    /// e.g. a NaN grad_norm in trainer_state.json) as numbers.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = SafeTensorsJSONParser.maxDepth,
+                             pythonLiterals: Bool = false) throws -> SafeTensorsJSON {
+        var p = Parser(bytes: bytes, maxDepth: maxDepth, pythonLiterals: pythonLiterals)
         p.skipWhitespace()
         let v = try p.value(depth: 0)
         p.skipWhitespace()
@@ -75,8 +80,12 @@ public enum SafeTensorsJSONParser {
 
     private struct Parser {
         let bytes: UnsafeRawBufferPointer
+        let maxDepth: Int
+        let pythonLiterals: Bool
         var i = 0
-        init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+        init(bytes: UnsafeRawBufferPointer, maxDepth: Int, pythonLiterals: Bool) {
+            self.bytes = bytes; self.maxDepth = maxDepth; self.pythonLiterals = pythonLiterals
+        }
 
         func fail(_ message: String) -> SafeTensorsJSONError { SafeTensorsJSONError(message: message, offset: i) }
 
@@ -88,7 +97,7 @@ public enum SafeTensorsJSONParser {
         }
 
         mutating func value(depth: Int) throws -> SafeTensorsJSON {
-            guard depth < SafeTensorsJSONParser.maxDepth else { throw fail("nesting deeper than \(SafeTensorsJSONParser.maxDepth) levels") }
+            guard depth < maxDepth else { throw fail("nesting deeper than \(maxDepth) levels") }
             guard i < bytes.count else { throw fail("unexpected end of JSON") }
             switch bytes[i] {
             case UInt8(ascii: "{"): return try object(depth: depth)
@@ -97,6 +106,8 @@ public enum SafeTensorsJSONParser {
             case UInt8(ascii: "t"): try literal("true"); return .bool(true)
             case UInt8(ascii: "f"): try literal("false"); return .bool(false)
             case UInt8(ascii: "n"): try literal("null"); return .null
+            case UInt8(ascii: "N") where pythonLiterals: try literal("NaN"); return .number(.nan)
+            case UInt8(ascii: "I") where pythonLiterals: try literal("Infinity"); return .number(.infinity)
             case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
             default: throw fail("unexpected character '\(Character(Unicode.Scalar(bytes[i])))'")
             }
@@ -213,6 +224,7 @@ public enum SafeTensorsJSONParser {
             let start = i
             var isInteger = true
             if bytes[i] == UInt8(ascii: "-") { i += 1 }
+            if pythonLiterals, i < bytes.count, bytes[i] == UInt8(ascii: "I") { try literal("Infinity"); return .number(-.infinity) }
             guard i < bytes.count, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") else { throw fail("invalid number") }
             if bytes[i] == UInt8(ascii: "0") {
                 i += 1
