@@ -79,22 +79,4 @@ public enum AnonymousMemory {
     }
 
     public static func roundedSize(_ bytes: Int) -> Int { (max(bytes, 1) + pageBytes - 1) / pageBytes * pageBytes }
-
-    /// Writes one zero per page of `[p, p + bytes)`: faults every page in (one fault per huge page) and keeps
-    /// the contents zero. `cores > 1` spreads the faults over the Dispatch pool in 2 MiB pieces.
-    public static func touchPages(_ p: UnsafeMutableRawPointer, bytes: Int, cores: Int = 1) {
-        let piece = hugePageBytes, pieces = (bytes + piece - 1) / piece
-        guard pieces > 0 else { return }
-        let stride = pageBytes
-        func touch(_ k: Int) {
-            var o = k * piece
-            let end = min(bytes, o + piece)
-            while o < end { p.storeBytes(of: 0, toByteOffset: o, as: UInt32.self); o += stride }
-        }
-        if cores > 1 && pieces > 1 {
-            DispatchQueue.concurrentPerform(iterations: pieces) { touch($0) }
-        } else {
-            for k in 0..<pieces { touch(k) }
-        }
-    }
 }

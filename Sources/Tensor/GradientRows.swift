@@ -16,6 +16,8 @@ public final class GradientRows: @unchecked Sendable {
     private var flags: [Bool]
     /// Marked rows, in first-marked order.
     public private(set) var marked: [Int32] = []
+    /// `elementRuns()` until the next new mark (AdamW asks for its rows every step; few steps add rows).
+    private var runs: [Range<Int>]?
 
     /// Whether models create row-tracked gradients for embedding tables (read once at start).
     nonisolated(unsafe) public static var enabled: Bool = ProcessInfo.processInfo.environment["SFTDECK_SPARSE_EMBED_GRAD"] != "0"
@@ -31,7 +33,7 @@ public final class GradientRows: @unchecked Sendable {
 
     public func mark(_ row: Int) {
         precondition(row >= 0 && row < rows, "GradientRows: row \(row) outside 0..<\(rows)")
-        if !flags[row] { flags[row] = true; marked.append(Int32(row)) }
+        if !flags[row] { flags[row] = true; marked.append(Int32(row)); runs = nil }
     }
 
     /// Marks every row (a gradient written densely, e.g. restored state).
@@ -39,24 +41,27 @@ public final class GradientRows: @unchecked Sendable {
 
     /// The marked rows as ascending, coalesced element ranges of the flat [rows·width] buffer.
     public func elementRuns() -> [Range<Int>] {
+        if let runs { return runs }
         var sorted = marked
         sorted.sort()
-        var runs: [Range<Int>] = []
+        var out: [Range<Int>] = []
         var i = 0
         while i < sorted.count {
             let lo = Int(sorted[i])
             var hi = lo + 1
             while i + 1 < sorted.count && Int(sorted[i + 1]) == hi { hi += 1; i += 1 }
-            runs.append((lo * width)..<(hi * width))
+            out.append((lo * width)..<(hi * width))
             i += 1
         }
-        return runs
+        runs = out
+        return out
     }
 
     /// Zeroes the marked rows of `buffer` ([rows·width] floats) and forgets them: the buffer is all zero after.
     public func clear(zeroing buffer: UnsafeMutablePointer<Float>) {
         for r in marked { (buffer + Int(r) * width).update(repeating: 0, count: width); flags[Int(r)] = false }
         marked.removeAll(keepingCapacity: true)
+        runs = nil
     }
 
     /// Adds the rows marked here to `other` (same shape).

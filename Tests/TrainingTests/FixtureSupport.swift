@@ -33,6 +33,14 @@ final class TestParams {
     deinit { values.forEach { $0.deallocate() }; grads.forEach { $0.deallocate() } }
 }
 
+/// Fails on the first element whose bits differ (not the whole arrays).
+func assertSameBits(_ a: [Float], _ b: [Float], _ what: String = "values", file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.count, b.count, "\(what): count", file: file, line: line)
+    if let i = a.indices.first(where: { $0 < b.count && a[$0].bitPattern != b[$0].bitPattern }) {
+        XCTFail("\(what): element \(i) is \(a[i]), expected \(b[i])", file: file, line: line)
+    }
+}
+
 func assertClose(_ a: [Float], _ b: [Float], abs absTol: Float, rel: Float, _ what: String,
                  file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(a.count, b.count, "\(what): count", file: file, line: line)

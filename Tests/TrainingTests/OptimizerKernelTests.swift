@@ -49,10 +49,7 @@ final class OptimizerKernelTests: XCTestCase {
     func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
 
     func assertSame(_ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
-        if let i = a.indices.first(where: { a[$0].bitPattern != b[$0].bitPattern }) {
-            XCTFail("\(what): element \(i) is \(a[i]), expected \(b[i])", file: file, line: line)
-        }
+        assertSameBits(a, b, what, file: file, line: line)
     }
 
     func run(beta1: Double, masks: [[Bool]?]) {

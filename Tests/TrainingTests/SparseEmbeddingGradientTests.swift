@@ -7,17 +7,6 @@ import Tensor
 /// chunks, widths that are not a multiple of 4 or 8, clip scales below 1, a non-finite scale, weight decay,
 /// a restore), and a whole Gemma 3 run with modules_to_save [lm_head, embed_tokens] with tracking on and off.
 final class SparseEmbeddingGradientTests: XCTestCase {
-    func bits(_ a: UnsafeMutableBufferPointer<Float>) -> [UInt32] { a.map(\.bitPattern) }
-    func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
-
-    /// Fails with the first element whose bits differ (not the whole arrays).
-    func assertSameBits(_ a: [UInt32], _ b: [UInt32], _ what: String = "values", file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, "\(what): count", file: file, line: line)
-        if let i = a.indices.first(where: { $0 < b.count && a[$0] != b[$0] }) {
-            XCTFail("\(what): element \(i) is \(Float(bitPattern: b[i])), dense \(Float(bitPattern: a[i]))", file: file, line: line)
-        }
-    }
-
     /// Two copies of the same tables: one dense, one whose table gradient is row-tracked.
     final class Pair {
         let dense: TestParams, sparse: TestParams
@@ -70,13 +59,13 @@ final class SparseEmbeddingGradientTests: XCTestCase {
             XCTAssertLessThan(scale, 1, "the test should exercise clipping")
             a.step(pair.dense.tensors, lr: 1e-2, gradScale: scale)
             b.step(pair.sparseTensors, lr: 1e-2, gradScale: scale)
-            assertSameBits(bits(pair.dense.values[0]), bits(pair.sparse.values[0]), "width \(width) wd \(weightDecay) step \(step): table")
-            assertSameBits(bits(pair.dense.values[1]), bits(pair.sparse.values[1]), "step \(step): other")
+            assertSameBits(Array(pair.dense.values[0]), Array(pair.sparse.values[0]), "width \(width) wd \(weightDecay) step \(step): table")
+            assertSameBits(Array(pair.dense.values[1]), Array(pair.sparse.values[1]), "step \(step): other")
             pair.zero()
             XCTAssertTrue(pair.sparse.grads[0].allSatisfy { $0 == 0 }, "clear leaves the gradient zero")
         }
-        assertSameBits(bits(a.expAvg[0]), bits(b.expAvg[0]), "exp_avg")
-        assertSameBits(bits(a.expAvgSq[0]), bits(b.expAvgSq[0]), "exp_avg_sq")
+        assertSameBits(Array(a.expAvg[0]), Array(b.expAvg[0]), "exp_avg")
+        assertSameBits(Array(a.expAvgSq[0]), Array(b.expAvgSq[0]), "exp_avg_sq")
     }
 
     func testNormAndAdamWMatchTheDensePath() {
@@ -95,13 +84,13 @@ final class SparseEmbeddingGradientTests: XCTestCase {
         pair.setGradients(marked: [3, 4], seed: 9)
         a.step(pair.dense.tensors, lr: 1e-2, gradScale: .nan)
         b.step(pair.sparseTensors, lr: 1e-2, gradScale: .nan)
-        assertSameBits(bits(pair.dense.values[0]), bits(pair.sparse.values[0]))
+        assertSameBits(Array(pair.dense.values[0]), Array(pair.sparse.values[0]))
         XCTAssertTrue(pair.sparse.values[0].allSatisfy(\.isNaN))
         // the NaN moments keep every row updating afterwards, tracked or not
         pair.zero()
         pair.setGradients(marked: [7], seed: 10)
         a.step(pair.dense.tensors, lr: 1e-2); b.step(pair.sparseTensors, lr: 1e-2)
-        assertSameBits(bits(a.expAvg[0]), bits(b.expAvg[0]), "exp_avg after the NaN step")
+        assertSameBits(Array(a.expAvg[0]), Array(b.expAvg[0]), "exp_avg after the NaN step")
     }
 
     func testClipScalesOnlyMarkedRowsWithTheSameBits() {
@@ -110,8 +99,8 @@ final class SparseEmbeddingGradientTests: XCTestCase {
         let na = GradientClipping.clip(pair.dense.tensors, maxNorm: 0.1)
         let nb = GradientClipping.clip(pair.sparseTensors, maxNorm: 0.1)
         XCTAssertEqual(na.bitPattern, nb.bitPattern)
-        assertSameBits(bits(pair.dense.grads[0]), bits(pair.sparse.grads[0]))
-        assertSameBits(bits(pair.dense.grads[1]), bits(pair.sparse.grads[1]))
+        assertSameBits(Array(pair.dense.grads[0]), Array(pair.sparse.grads[0]))
+        assertSameBits(Array(pair.dense.grads[1]), Array(pair.sparse.grads[1]))
     }
 
     /// A restored optimizer knows which rows carry moments: the next steps equal the uninterrupted ones.
@@ -130,7 +119,7 @@ final class SparseEmbeddingGradientTests: XCTestCase {
         for step in 2..<4 {
             pair.setGradients(marked: [1, 2], seed: UInt64(step + 20))   // rows with moments from before get no gradient
             a.step(pair.dense.tensors, lr: 1e-2); c.step(pair.sparseTensors, lr: 1e-2)
-            assertSameBits(bits(pair.dense.values[0]), bits(pair.sparse.values[0]), "after restore, step \(step)")
+            assertSameBits(Array(pair.dense.values[0]), Array(pair.sparse.values[0]), "after restore, step \(step)")
             pair.zero()
         }
     }
@@ -185,7 +174,7 @@ final class SparseEmbeddingGradientTests: XCTestCase {
         XCTAssertEqual(ld.count, 3)
         XCTAssertEqual(ld.map { $0["loss"]?.bitPattern }, ls.map { $0["loss"]?.bitPattern })
         XCTAssertEqual(ld.map { $0["grad_norm"]?.bitPattern }, ls.map { $0["grad_norm"]?.bitPattern })
-        assertSameBits(bits(denseTable), bits(sparseTable))
+        assertSameBits(Array(denseTable), Array(sparseTable))
         XCTAssertNotEqual(denseTable, try initialTable(), "the table trained")
     }
 
