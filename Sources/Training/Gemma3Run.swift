@@ -115,7 +115,7 @@ public final class Gemma3Trainable: TrainableModel {
     /// sets `model.config.use_cache = args.use_cache`), json.dumps(indent=2, sort_keys=True) + newline.
     static func savedConfigJSON(modelDir: URL) throws -> String {
         let url = modelDir.appendingPathComponent("config.json")
-        guard var cfg = try PythonJSON.parse(Data(contentsOf: url)) as? [String: Any] else { throw TrainingError("\(url.path): not a JSON object") }
+        guard var cfg = try PythonJSON.parse(Data(contentsOf: url), file: url) as? [String: Any] else { throw TrainingError("\(url.path): not a JSON object") }
         cfg["dtype"] = "float32"
         cfg.removeValue(forKey: "torch_dtype")
         for k in ["text_config", "vision_config"] {
@@ -246,7 +246,7 @@ public struct PreTokenizedSource: BatchSource {
 
     public init(folder: URL, split: String) throws {
         let dataURL = folder.appendingPathComponent("data.json")
-        guard let d = try? Data(contentsOf: dataURL), let o = try PythonJSON.parse(d) as? [String: Any],
+        guard let d = try? Data(contentsOf: dataURL), let o = try PythonJSON.parse(d, file: dataURL) as? [String: Any],
               let list = o[split] as? [[String: Any]] else { throw TrainingError("\(dataURL.path): no '\(split)' rows") }
         rows = try list.enumerated().map { n, r in
             guard let ids = r["input_ids"] as? [Int], let labels = r["labels"] as? [Int], labels.count == ids.count else {

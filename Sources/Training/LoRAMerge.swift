@@ -14,7 +14,7 @@ public enum LoRAMerge {
     public static func merge(model modelDir: URL, adapter adapterDir: URL, out outDir: URL) throws -> Report {
         let fm = FileManager.default
         let cfgURL = adapterDir.appendingPathComponent("adapter_config.json")
-        guard let cfgData = try? Data(contentsOf: cfgURL), let cfg = try PythonJSON.parse(cfgData) as? [String: Any] else {
+        guard let cfgData = try? Data(contentsOf: cfgURL), let cfg = try PythonJSON.parse(cfgData, file: cfgURL) as? [String: Any] else {
             throw TrainingError("\(cfgURL.path): no readable adapter_config.json")
         }
         guard (cfg["peft_type"] as? String) == "LORA", let r = cfg["r"] as? Int, r > 0, let alpha = jsonNumber(cfg["lora_alpha"]) else {
@@ -123,7 +123,7 @@ public enum LoRAMerge {
             var isDir: ObjCBool = false
             guard fm.fileExists(atPath: src.path, isDirectory: &isDir), !isDir.boolValue else { continue }
             var data = try Data(contentsOf: src)
-            if f == "config.json", untie, var c = try PythonJSON.parse(data) as? [String: Any] {
+            if f == "config.json", untie, var c = try PythonJSON.parse(data, file: src) as? [String: Any] {
                 c["tie_word_embeddings"] = false
                 if var t = c["text_config"] as? [String: Any] { t["tie_word_embeddings"] = false; c["text_config"] = t }
                 data = Data((PythonJSON.dumps(c) + "\n").utf8)

@@ -62,12 +62,13 @@ extension PythonJSON {
     /// Double, correctly rounded (Linux's JSONSerialization is off by ulps). Python's NaN, Infinity and
     /// -Infinity are read as Doubles. The project's strict reader (`SafeTensorsJSONParser`) does the
     /// parsing; bad input throws one line naming the byte offset, nesting is capped at 512 levels.
-    public static func parse(_ data: Data) throws -> Any {
+    /// `file`: named in the error line (the one problem a user can act on is which file to fix).
+    public static func parse(_ data: Data, file: URL? = nil) throws -> Any {
         let json: SafeTensorsJSON
         do {
             json = try data.withUnsafeBytes { try SafeTensorsJSONParser.parse($0, maxDepth: 512, pythonLiterals: true) }
         } catch let e as SafeTensorsJSONError {
-            throw TrainingError("invalid JSON at byte \(e.offset): \(e.message)")
+            throw TrainingError((file.map { $0.path + ": " } ?? "") + "invalid JSON at byte \(e.offset): \(e.message)")
         }
         return foundationValue(json)
     }

@@ -368,7 +368,7 @@ public final class Trainer {
         let steps = meta["param_steps"].map { $0.split(separator: ",").compactMap { Int($0) } }
         try optimizer.restore(stepCount: Int(meta["step"] ?? "") ?? 0, expAvg: m, expAvgSq: v, parameterSteps: steps)
         let stateData = try Data(contentsOf: dir.appendingPathComponent("trainer_state.json"))
-        guard let state = try PythonJSON.parse(stateData) as? [String: Any],
+        guard let state = try PythonJSON.parse(stateData, file: dir.appendingPathComponent("trainer_state.json")) as? [String: Any],
               let gs = state["global_step"] as? Int else {
             throw TrainingError("\(dir.path)/trainer_state.json: missing global_step")
         }
@@ -378,7 +378,7 @@ public final class Trainer {
         numTokensSeen = (state["num_input_tokens_seen"] as? Int) ?? 0
         logHistory = ((state["log_history"] as? [[String: Any]]) ?? []).map(LogRecord.init(trainerDict:))
         if let rngData = try? Data(contentsOf: dir.appendingPathComponent("rng_state.json")),
-           let rng = try PythonJSON.parse(rngData) as? [String: Any],
+           let rng = try PythonJSON.parse(rngData, file: dir.appendingPathComponent("rng_state.json")) as? [String: Any],
            let model = rng["model"] as? [Int] {
             try self.model.restoreRandomState(model.map { UInt8(truncatingIfNeeded: $0) })
         }

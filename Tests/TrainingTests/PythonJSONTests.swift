@@ -50,6 +50,9 @@ final class PythonJSONTests: XCTestCase {
                 XCTAssertFalse(msg.contains("\n"))
             }
         }
+        XCTAssertThrowsError(try PythonJSON.parse(Data("[1,".utf8), file: URL(fileURLWithPath: "/data/d.json"))) { e in
+            XCTAssertEqual("\(e)", "/data/d.json: invalid JSON at byte 3: unexpected end of JSON")
+        }
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
         XCTAssertThrowsError(try parse(deep)) { e in XCTAssertTrue("\(e)".contains("deeper than 512"), "\(e)") }
     }
