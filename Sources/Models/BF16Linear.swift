@@ -3,8 +3,8 @@
 // bf16, fp32 accumulation, the output a bf16 tensor; in backward the incoming gradient is bf16 and
 // dX, dW come out as bf16 tensors that autograd casts back to the fp32 input / master weight. The
 // SigLIP patch conv and the Gemma 3 projector's matmul run the same way (autocast lists conv2d and
-// matmul too). Norms, attention score/value products, softmax, loss, optimizer states and master weights
-// stay fp32.
+// matmul too), and so do eager attention's score and value products (`AttentionPrecision` has the rule).
+// Norms, the softmax, loss, optimizer states and master weights stay fp32.
 import Foundation
 import Tensor
 
@@ -15,6 +15,8 @@ final class MatmulPrecision {
     init(_ mode: BF16MatmulMode) { self.mode = mode }
     /// bf16 rounding points are active (autocast-like run).
     var autocast: Bool { mode != .fp32 }
+    /// Attention's products in the same mode, sharing the operand scratch (the calls never overlap).
+    var attention: AttentionPrecision { autocast ? AttentionPrecision(mode: mode, workspace: workspace) : .fp32 }
 
     /// C[M,N] = alpha·A[M,K]·B[N,K]ᵀ + beta·C   (x · Wᵀ)
     func nt(_ M: Int, _ N: Int, _ K: Int, _ A: CFPtr, _ lda: Int, _ B: CFPtr, _ ldb: Int, _ C: FPtr, _ ldc: Int,

@@ -99,7 +99,7 @@ final class Gemma3DecoderLayer {
         projectQKV(c, x, B: B, L: L, rope: rope, ctx: ctx, keep: keep)
         // probabilities not kept: the backward recomputes them per head instead of holding B·H·L² floats
         attentionForward(out: c.attn.view([B, L, H, D]), probs: nil, q: c.q.view([B, L, H, D]), k: c.k.view([B, L, KV, D]),
-                         v: c.v.view([B, L, KV, D]), scale: scale, mask: mask)
+                         v: c.v.view([B, L, KV, D]), scale: scale, mask: mask, precision: ctx.matmul.attention)
         finish(c, x, T: T, ctx: ctx, keep: keep)
         return keep ? c : nil
     }
@@ -129,7 +129,7 @@ final class Gemma3DecoderLayer {
         let dq = FBuf(T * H * D), dk = FBuf(T * KV * D), dv = FBuf(T * KV * D)
         attentionBackward(dq: dq.view([B, L, H, D]), dk: dk.view([B, L, KV, D]), dv: dv.view([B, L, KV, D]),
                           dout: dattn.view([B, L, H, D]), probs: nil, q: c.q.view([B, L, H, D]), k: c.k.view([B, L, KV, D]),
-                          v: c.v.view([B, L, KV, D]), scale: scale, mask: mask)
+                          v: c.v.view([B, L, KV, D]), scale: scale, mask: mask, precision: ctx.matmul.attention)
         // through RoPE to the q/k norm outputs, then the norms to the projections
         let dqn = FBuf(T * H * D), dkn = FBuf(T * KV * D)
         ropeBackward(dx: dqn.view([B, L, H, D]), dout: dq.view([B, L, H, D]), cos: rope.cos, sin: rope.sin)

@@ -43,7 +43,7 @@ final class SiglipLayer {
         let D = C / H
         let scale = Float(pow(Double(D), -0.5))
         attentionForward(out: c.attn.view([N, P, H, D]), probs: nil, q: c.q.view([N, P, H, D]), k: c.k.view([N, P, H, D]),
-                         v: c.v.view([N, P, H, D]), scale: scale, mask: .none)
+                         v: c.v.view([N, P, H, D]), scale: scale, mask: .none, precision: ctx.matmul.attention)
         let oo = FBuf(T * C, zero: false)
         let so = o.forward(oo.p, c.attn.p, T: T, ctx: ctx, keep: keep)
         for i in 0..<(T * C) { c.h1.p[i] = c.xIn.p[i] + oo.p[i] }
@@ -75,7 +75,8 @@ final class SiglipLayer {
         let dq = FBuf(T * C), dk = FBuf(T * C), dv = FBuf(T * C)
         attentionBackward(dq: dq.view([N, P, H, D]), dk: dk.view([N, P, H, D]), dv: dv.view([N, P, H, D]),
                           dout: dattn.view([N, P, H, D]), probs: nil, q: c.q.view([N, P, H, D]), k: c.k.view([N, P, H, D]),
-                          v: c.v.view([N, P, H, D]), scale: Float(pow(Double(D), -0.5)), mask: .none)
+                          v: c.v.view([N, P, H, D]), scale: Float(pow(Double(D), -0.5)), mask: .none,
+                          precision: ctx.matmul.attention)
         let inputGrad = needInputGrad || ln1w.trainable || ln1b.trainable
         let dxn1 = inputGrad ? FBuf(T * C) : nil
         q.backward(dxn1?.p, dq.p, c.xn1.p, T: T, state: c.st[0], ctx: ctx)

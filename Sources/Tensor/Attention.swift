@@ -94,15 +94,54 @@ extension AttentionMask {
     var allowsEverything: Bool { !causal && slidingWindow == nil && keyPadding == nil }
 }
 
+/// The precision of attention's four matrix products (q·kᵀ, P·v and, in backward, dO·vᵀ, Pᵀ·dO, dS·k, dSᵀ·q).
+///
+/// `.fp32` (default) is plain sgemm. Under bf16 autocast (`.emulated` / `.sbgemm`) they follow what
+/// `torch.autocast("cpu", bfloat16)` does to eager attention, whose two `torch.matmul`s it runs in bf16:
+/// - scores S = R(R(q·kᵀ)·scale): the matmul's bf16 output times the Python-float scaling, itself a bf16
+///   op (torch computes it in fp32 and rounds); the mask is added and the softmax run in fp32;
+/// - out = R(P·v), P rounded at the product's operand cast;
+/// - backward: dP = R(dO·vᵀ) and dv += R(Pᵀ·dO) per query head; dS = P ⊙ (dP − rowsum(P ⊙ dP)) in fp32,
+///   then R(R(dS)·scale) (the gradient reaching the bf16 scores is cast to bf16, the scaling's backward
+///   is a bf16 multiply); dq += R(dS'·k), dk += R(dS'ᵀ·q) per query head, so a kv head's gradient is
+///   the fp32 sum of its query heads' bf16 terms, as autograd sums repeat_kv's expanded fp32 gradient.
+/// R rounds to bf16 (nearest even); every product sums bf16 operands in fp32 (see `bf16Gemm`).
+public struct AttentionPrecision {
+    public var mode: BF16MatmulMode
+    public var workspace: BF16Workspace?
+    public init(mode: BF16MatmulMode = .fp32, workspace: BF16Workspace? = nil) {
+        precondition(mode == .fp32 || workspace != nil, "AttentionPrecision: a bf16 mode needs a workspace")
+        self.mode = mode; self.workspace = workspace
+    }
+    public static let fp32 = AttentionPrecision()
+    var bf16: Bool { mode != .fp32 }
+
+    /// C = beta·C + R(alpha·op(A)·op(B)) under bf16, plain sgemm otherwise.
+    func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if let workspace, bf16 {
+            bf16Gemm(mode, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                     b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, roundOutput: true, workspace: workspace)
+        } else {
+            sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+    }
+}
+
 /// P [L, S] = softmax(scale·q_h·k_kvᵀ masked) for one (batch, head); `allowed` is the batch's [L, S]
 /// table or nil for no mask.
 func attentionProbabilities(_ p: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
-                            l: Int, s: Int, d: Int, ldq: Int, ldk: Int, scale: Float, allowed: UnsafePointer<UInt8>?) {
-    sgemm(transposeA: false, transposeB: true, m: l, n: s, k: d, alpha: scale, a: q, lda: ldq, b: k, ldb: ldk,
-          beta: 0, c: p, ldc: s)
+                            l: Int, s: Int, d: Int, ldq: Int, ldk: Int, scale: Float, allowed: UnsafePointer<UInt8>?,
+                            precision: AttentionPrecision = .fp32) {
+    let bf16 = precision.bf16
+    // fp32: the scale rides in sgemm's alpha; bf16: R(R(q·kᵀ)·scale), the scaling after the rounded product
+    precision.gemm(transposeA: false, transposeB: true, m: l, n: s, k: d, alpha: bf16 ? 1 : scale, a: q, lda: ldq, b: k, ldb: ldk,
+                   beta: 0, c: p, ldc: s)
     Parallel.forEachChunk(count: l, grain: max(1, ParallelGrain.transcendental / max(1, s))) { rows in
         for i in rows {
             let row = p + i * s
+            if bf16 { for j in 0..<s { row[j] = roundedToBF16(row[j] * scale) } }
             guard let allowed else { softmaxRow(row, row, s); continue }
             let a = allowed + i * s
             var m = -Float.infinity
@@ -125,7 +164,8 @@ func attentionProbabilities(_ p: UnsafeMutablePointer<Float>, q: UnsafePointer<F
 /// - probs: [B, H, L, S] to keep the attention probabilities for the backward, or nil to use a
 ///   one-head [L, S] scratch instead (the backward then recomputes them: one more q·kᵀ per head, but
 ///   SigLIP's 4096² × 16 heads need no 1 GB buffer per layer).
-public func attentionForward(out: Tensor, probs: Tensor?, q: Tensor, k: Tensor, v: Tensor, scale: Float, mask: AttentionMask) {
+public func attentionForward(out: Tensor, probs: Tensor?, q: Tensor, k: Tensor, v: Tensor, scale: Float, mask: AttentionMask,
+                             precision: AttentionPrecision = .fp32) {
     let (b, l, h, kvh, s, d) = attentionDims(q: q, k: k, v: v, probs: probs)
     precondition(out.count == q.count, "attentionForward: out \(out.shape) vs q \(q.shape)")
     let group = h / kvh
@@ -139,10 +179,10 @@ public func attentionForward(out: Tensor, probs: Tensor?, q: Tensor, k: Tensor, 
             let p = probs.map { $0.data + (bi * h + hi) * l * s } ?? scratch!
             let qOff = bi * l * h * d + hi * d, kvOff = bi * s * kvh * d + (hi / group) * d
             attentionProbabilities(p, q: pq + qOff, k: pk + kvOff, l: l, s: s, d: d, ldq: h * d, ldk: kvh * d,
-                                   scale: scale, allowed: allowed.map { UnsafePointer($0 + bi * l * s) })
+                                   scale: scale, allowed: allowed.map { UnsafePointer($0 + bi * l * s) }, precision: precision)
             // out_h [L, D] = P [L, S] · v_kv [S, D]
-            sgemm(transposeA: false, transposeB: false, m: l, n: d, k: s, alpha: 1, a: p, lda: s,
-                  b: pv + kvOff, ldb: kvh * d, beta: 0, c: po + qOff, ldc: h * d)
+            precision.gemm(transposeA: false, transposeB: false, m: l, n: d, k: s, a: p, lda: s,
+                           b: pv + kvOff, ldb: kvh * d, beta: 0, c: po + qOff, ldc: h * d)
         }
     }
 }
@@ -152,8 +192,10 @@ public func attentionForward(out: Tensor, probs: Tensor?, q: Tensor, k: Tensor, 
 /// dP = dO·vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)) (0 on masked entries, whose score is a constant),
 /// dq += scale·dS·k, dk += scale·dSᵀ·q, dv += Pᵀ·dO — kv-head gradients summed over their query heads.
 public func attentionBackward(dq: Tensor?, dk: Tensor?, dv: Tensor?, dout: Tensor, probs: Tensor?,
-                              q: Tensor, k: Tensor, v: Tensor, scale: Float, mask: AttentionMask) {
+                              q: Tensor, k: Tensor, v: Tensor, scale: Float, mask: AttentionMask,
+                              precision: AttentionPrecision = .fp32) {
     let (b, l, h, kvh, s, d) = attentionDims(q: q, k: k, v: v, probs: probs)
+    let bf16 = precision.bf16
     precondition(dout.count == q.count, "attentionBackward: dout \(dout.shape) vs q \(q.shape)")
     if let dq { precondition(dq.count == q.count, "attentionBackward: dq \(dq.shape) vs q \(q.shape)") }
     if let dk { precondition(dk.count == k.count, "attentionBackward: dk \(dk.shape) vs k \(k.shape)") }
@@ -174,17 +216,17 @@ public func attentionBackward(dq: Tensor?, dk: Tensor?, dv: Tensor?, dout: Tenso
                 p = UnsafePointer(probs.data + (bi * h + hi) * l * s)
             } else {
                 attentionProbabilities(scratch!, q: pq + qOff, k: pk + kvOff, l: l, s: s, d: d, ldq: h * d, ldk: kvh * d,
-                                       scale: scale, allowed: allowedB)
+                                       scale: scale, allowed: allowedB, precision: precision)
                 p = UnsafePointer(scratch!)
             }
             if let dv {   // dv_kv [S, D] += Pᵀ [S, L] · dO_h [L, D]
-                sgemm(transposeA: true, transposeB: false, m: s, n: d, k: l, alpha: 1, a: p, lda: s,
-                      b: pg + qOff, ldb: h * d, beta: 1, c: dv.data + kvOff, ldc: kvh * d)
+                precision.gemm(transposeA: true, transposeB: false, m: s, n: d, k: l, a: p, lda: s,
+                               b: pg + qOff, ldb: h * d, beta: 1, c: dv.data + kvOff, ldc: kvh * d)
             }
             if dq == nil && dk == nil { continue }
             // dP [L, S] = dO_h [L, D] · v_kvᵀ
-            sgemm(transposeA: false, transposeB: true, m: l, n: s, k: d, alpha: 1, a: pg + qOff, lda: h * d,
-                  b: pv + kvOff, ldb: kvh * d, beta: 0, c: ds, ldc: s)
+            precision.gemm(transposeA: false, transposeB: true, m: l, n: s, k: d, a: pg + qOff, lda: h * d,
+                           b: pv + kvOff, ldb: kvh * d, beta: 0, c: ds, ldc: s)
             Parallel.forEachChunk(count: l, grain: rowGrain(s)) { rows in
                 for i in rows {
                     let pr = p + i * s, dr = ds + i * s
@@ -195,15 +237,18 @@ public func attentionBackward(dq: Tensor?, dk: Tensor?, dv: Tensor?, dout: Tenso
                     } else {
                         for j in 0..<s { dr[j] = pr[j] * (dr[j] - dot) }
                     }
+                    // bf16: dS' = R(R(dS)·scale), the scale then leaves the two products' alpha
+                    if bf16 { for j in 0..<s { dr[j] = roundedToBF16(roundedToBF16(dr[j]) * scale) } }
                 }
             }
+            let alpha: Float = bf16 ? 1 : scale
             if let dq {   // dq_h [L, D] += scale · dS [L, S] · k_kv [S, D]
-                sgemm(transposeA: false, transposeB: false, m: l, n: d, k: s, alpha: scale, a: ds, lda: s,
-                      b: pk + kvOff, ldb: kvh * d, beta: 1, c: dq.data + qOff, ldc: h * d)
+                precision.gemm(transposeA: false, transposeB: false, m: l, n: d, k: s, alpha: alpha, a: ds, lda: s,
+                               b: pk + kvOff, ldb: kvh * d, beta: 1, c: dq.data + qOff, ldc: h * d)
             }
             if let dk {   // dk_kv [S, D] += scale · dSᵀ [S, L] · q_h [L, D]
-                sgemm(transposeA: true, transposeB: false, m: s, n: d, k: l, alpha: scale, a: ds, lda: s,
-                      b: pq + qOff, ldb: h * d, beta: 1, c: dk.data + kvOff, ldc: kvh * d)
+                precision.gemm(transposeA: true, transposeB: false, m: s, n: d, k: l, alpha: alpha, a: ds, lda: s,
+                               b: pq + qOff, ldb: h * d, beta: 1, c: dk.data + kvOff, ldc: kvh * d)
             }
         }
     }
