@@ -124,4 +124,25 @@ final class BF16AttentionTests: XCTestCase {
         attentionForward(out: out2, probs: nil, q: q, k: k, v: v, scale: scale, mask: mask, precision: precision)
         assertSameBits(out2.toArray(), out.toArray(), "forward without kept probabilities")
     }
+
+    /// Through a real cblas_sbgemm (SFTDECK_SBGEMM_LIBRARY=…, e.g. from Scripts/build-openblas-bf16.sh): the
+    /// same products as the emulation up to fp32 summation order, so within one bf16 step of the tensor's scale.
+    func testNativeSbgemmAttentionMatchesEmulated() throws {
+        try XCTSkipUnless(BF16Capabilities.current.libraryHasSbgemm, "no cblas_sbgemm in this process (set SFTDECK_SBGEMM_LIBRARY)")
+        let mask = AttentionMask(slidingWindow: 5)
+        let q = Tensor.randomNormal([b, l, h, d], seed: 81), k = Tensor.randomNormal([b, l, kv, d], seed: 82)
+        let v = Tensor.randomNormal([b, l, kv, d], seed: 83), dout = Tensor.randomNormal([b, l, h, d], seed: 84)
+        func run(_ mode: BF16MatmulMode) -> [[Float]] {
+            let p = AttentionPrecision(mode: mode, workspace: BF16Workspace())
+            let out = Tensor(zeros: q.shape), dq = Tensor(zeros: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
+            attentionForward(out: out, probs: nil, q: q, k: k, v: v, scale: scale, mask: mask, precision: p)
+            attentionBackward(dq: dq, dk: dk, dv: dv, dout: dout, probs: nil, q: q, k: k, v: v, scale: scale, mask: mask, precision: p)
+            return [out.toArray(), dq.toArray(), dk.toArray(), dv.toArray()]
+        }
+        let native = run(.sbgemm), emulated = run(.emulated)
+        for (name, (a, e)) in zip(["out", "dq", "dk", "dv"], zip(native, emulated)) {
+            let scaleOf = e.map { abs($0) }.max() ?? 1
+            for (x, y) in zip(a, e) { XCTAssertEqual(x, y, accuracy: scaleOf / 128, name) }
+        }
+    }
 }
