@@ -40,6 +40,9 @@ public struct DatasetOpenOptions: Sendable {
     /// `DatasetOpenOptions.defaultExtractionProgress`, which front ends set once (the headless CLI
     /// prints a progress line with an ETA), so code that opens datasets deep inside needs no plumbing.
     public var extractionProgress: ZipExtractionProgressHandler?
+    /// MMIU: set it to stop an extraction in progress (the dashboard's `x`); the open then fails with a
+    /// line saying so, and the next open resumes from the files already unpacked.
+    public var extractionCancellation: CancellationFlag?
     public init(environment: [String: String] = ProcessInfo.processInfo.environment, extractionRoot: URL? = nil,
                 maxExtractedBytes: UInt64 = ZipExtractor.defaultMaxTotalBytes) {
         self.environment = environment
@@ -307,7 +310,7 @@ public final class Dataset: @unchecked Sendable {
             ?? folder.standardizedFileURL.path.replacingOccurrences(of: "/", with: "_")
         let root = options.extractionRoot ?? MMIU.defaultExtractionRoot(for: folder, cacheName: cacheName, environment: options.environment)
         let summaries = try MMIU.extractArchives(in: folder, root: root, maxTotalBytes: options.maxExtractedBytes,
-                                                 progress: options.extractionProgress)
+                                                 progress: options.extractionProgress, cancellation: options.extractionCancellation)
         let store: RowStore = records.pathExtension.lowercased() == "parquet" ? try ParquetShardStore(urls: [records]) : try JSONRowStore(url: records)
         var notes: [String] = []
         let zips = MMIU.zips(in: folder)

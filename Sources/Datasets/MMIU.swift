@@ -38,7 +38,8 @@ public enum MMIU {
     /// resumes). `progress` sees the totals of all archives still to extract, declared by their central
     /// directories (read first, which also refuses a hostile archive before anything is written).
     static func extractArchives(in folder: URL, root: URL, maxTotalBytes: UInt64,
-                                progress: ZipExtractionProgressHandler? = nil) throws -> [ZipExtractor.Summary] {
+                                progress: ZipExtractionProgressHandler? = nil,
+                                cancellation: CancellationFlag? = nil) throws -> [ZipExtractor.Summary] {
         let archives = zips(in: folder)
         guard !archives.isEmpty else { return [] }
         do { try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true) } catch {
@@ -67,7 +68,8 @@ public enum MMIU {
                         elapsed: Date().timeIntervalSince(started), finished: p.finished && position == count - 1))
                 }
             }
-            let summary = try ZipExtractor.extractOnce(archive: zip, into: target, maxTotalBytes: maxTotalBytes, progress: handler)
+            let summary = try ZipExtractor.extractOnce(archive: zip, into: target, maxTotalBytes: maxTotalBytes, progress: handler,
+                                                       cancellation: cancellation)
             if pending.contains(k) {
                 entriesBefore += summary.files
                 bytesBefore += summary.bytes

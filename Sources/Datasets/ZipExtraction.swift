@@ -100,6 +100,16 @@ public struct ZipExtractionProgress: Sendable, Equatable {
 
 public typealias ZipExtractionProgressHandler = @Sendable (ZipExtractionProgress) -> Void
 
+/// A flag another thread sets to stop slow work at its next check: an extraction between entries and
+/// between chunks of one, the dashboard's queued jobs before they start.
+public final class CancellationFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cancelled = false
+    public init() {}
+    public var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return cancelled }
+    public func cancel() { lock.lock(); cancelled = true; lock.unlock() }
+}
+
 extension ZipExtractionProgress {
     /// A handler that passes `line` to `write` at most once per `interval` seconds (the first report
     /// at once), and always the final one: what a terminal or log shows.
@@ -176,14 +186,17 @@ public enum ZipExtractor {
     /// archive's size and modification time), resuming an interrupted run. `progress` is called as
     /// entries and bytes are written (at most about 10 times a second, and once at the end).
     @discardableResult
+    /// `cancellation`: when set, the extraction stops at the next entry or chunk with an error that says
+    /// so; what is unpacked is kept, as after a killed run, and the next call resumes.
     public static func extractOnce(archive: URL, into folder: URL, maxTotalBytes: UInt64 = defaultMaxTotalBytes,
-                                   progress: ZipExtractionProgressHandler? = nil) throws -> Summary {
-        try extractOnce(archive: archive, into: folder, maxTotalBytes: maxTotalBytes, progress: progress, interruptAfterFiles: nil)
+                                   progress: ZipExtractionProgressHandler? = nil, cancellation: CancellationFlag? = nil) throws -> Summary {
+        try extractOnce(archive: archive, into: folder, maxTotalBytes: maxTotalBytes, progress: progress, interruptAfterFiles: nil,
+                        cancellation: cancellation)
     }
 
     /// `interruptAfterFiles` (tests): stop as a killed run would, after that many files were written.
     static func extractOnce(archive: URL, into folder: URL, maxTotalBytes: UInt64, progress: ZipExtractionProgressHandler?,
-                            interruptAfterFiles: Int?) throws -> Summary {
+                            interruptAfterFiles: Int?, cancellation: CancellationFlag? = nil) throws -> Summary {
         if let done = completedSummary(archive: archive, folder: folder) { return done }
         let fm = FileManager.default
         let parent = folder.deletingLastPathComponent()
@@ -217,7 +230,7 @@ public enum ZipExtractor {
         let summary: Summary
         do {
             summary = try extract(archive: archive, into: work, maxTotalBytes: maxTotalBytes, resume: true,
-                                  progress: progress, interruptAfterFiles: interruptAfterFiles)
+                                  progress: progress, interruptAfterFiles: interruptAfterFiles, cancellation: cancellation)
             try "\(stamp)\n\(summary.files)\n\(summary.bytes)\n".write(to: work.appendingPathComponent(completeMarker), atomically: true, encoding: .utf8)
             try? fm.removeItem(at: stampFile)
             try? fm.removeItem(at: folder)
@@ -273,7 +286,8 @@ public enum ZipExtractor {
     }
 
     static func extract(archive url: URL, into folder: URL, maxTotalBytes: UInt64, resume: Bool,
-                        progress: ZipExtractionProgressHandler?, interruptAfterFiles: Int?) throws -> Summary {
+                        progress: ZipExtractionProgressHandler?, interruptAfterFiles: Int?,
+                        cancellation: CancellationFlag? = nil) throws -> Summary {
         func fail(_ problem: String, bad: Bool = true) -> ZipExtractionError {
             ZipExtractionError(archive: url.path, problem: problem, archiveIsBad: bad)
         }
@@ -297,8 +311,12 @@ public enum ZipExtractor {
                                            entriesTotal: fileCount, bytesDone: produced, bytesTotal: max(declared, produced),
                                            bytesResumed: resumedBytes, elapsed: now.timeIntervalSince(started), finished: final))
         }
+        func cancelled() -> ZipExtractionError {
+            fail("extraction cancelled after \(files) of \(fileCount) files; those are kept and the next open resumes", bad: false)
+        }
         report()
         for (entry, components) in entries {
+            if cancellation?.isCancelled == true { throw cancelled() }
             let target = components.reduce(folder) { $0.appendingPathComponent($1) }
             guard target.standardizedFileURL.path.hasPrefix(root + "/") else { throw fail("entry '\(entry.path)' escapes the target folder") }
             do {
@@ -326,9 +344,10 @@ public enum ZipExtractor {
             guard fm.createFile(atPath: part.path, contents: nil), let out = FileHandle(forWritingAtPath: part.path) else {
                 throw fail("cannot write \(part.path)", bad: false)
             }
-            var overBound = false, writeFailed: Error? = nil
+            var overBound = false, stopped = false, writeFailed: Error? = nil
             do {
                 _ = try archive.extract(entry, skipCRC32: false) { chunk in
+                    if cancellation?.isCancelled == true { stopped = true; throw CocoaError(.userCancelled) }
                     produced += UInt64(chunk.count)
                     if produced > maxTotalBytes { overBound = true; throw CocoaError(.fileWriteUnknown) }
                     do { try out.write(contentsOf: chunk) } catch { writeFailed = error; throw error }
@@ -338,6 +357,7 @@ public enum ZipExtractor {
             } catch {
                 try? out.close()
                 try? fm.removeItem(at: part)
+                if stopped { throw cancelled() }
                 if overBound { throw fail("expands past \(maxTotalBytes) bytes (the extraction bound) although its headers claim less") }
                 if let writeFailed { throw fail("cannot write \(target.path): \(writeFailed.localizedDescription)", bad: false) }
                 throw fail("entry '\(entry.path)' is corrupt (\(error))")

@@ -28,16 +28,27 @@ final class GatedSource: DashboardDataSource, @unchecked Sendable {
     private var _opens: [String: Int] = [:]
     var opens: [String: Int] { lock.lock(); defer { lock.unlock() }; return _opens }
     var rowLoads: [Int] = []
+    /// Opens that ended because their flag was set.
+    var cancelled: Set<String> = []
 
     init(_ specs: [String], rows: [String: Int]) {
         entries = specs.map { DatasetEntry(spec: "/data/" + $0, source: "config") }
         self.rows = rows
     }
     func datasetEntries() -> [DatasetEntry] { lock.lock(); defer { lock.unlock() }; return entries }
-    func openDataset(_ entry: DatasetEntry, progress report: @escaping ZipExtractionProgressHandler) -> DatasetSummary {
+    func openDataset(_ entry: DatasetEntry, progress report: @escaping ZipExtractionProgressHandler, cancellation: CancellationFlag) -> DatasetSummary {
         lock.lock(); _opens[entry.spec, default: 0] += 1; let p = progress; let gate = gated.contains(entry.spec); lock.unlock()
         if let p { report(p) }
-        if gate { release.wait() }
+        if gate {
+            // held until released, or until the app sets the open's flag (x, quitting), as an extraction stops
+            while release.wait(timeout: .now() + 0.005) == .timedOut {
+                if cancellation.isCancelled {
+                    lock.lock(); cancelled.insert(entry.spec); lock.unlock()
+                    return DatasetSummary(name: entry.name, path: entry.spec, layout: "?", source: entry.source, splits: [], schema: [],
+                                          error: "\(entry.spec)/2D-spatial.zip: extraction cancelled after 3 of 10 files", spec: entry.spec)
+                }
+            }
+        }
         return DatasetSummary(name: entry.name, path: entry.spec, layout: "MMIU", source: entry.source,
                               splits: [.init(name: "test", rows: rows[entry.name] ?? 0)], schema: ["question: string"], spec: entry.spec)
     }
@@ -120,6 +131,49 @@ final class DatasetScanTests: XCTestCase {
         XCTAssertNotNil(buf.find("layout  MMIU"), buf.text)
     }
 
+    /// `x` stops the selected dataset's extraction: the open gets its flag set and answers with the error line
+    /// that says so; the screen says it is stopping meanwhile; elsewhere `x` says what it is for.
+    func testXStopsTheSelectedExtraction() {
+        let src = GatedSource(["mmiu-mini", "shapes"], rows: ["mmiu-mini": 6, "shapes": 3])
+        src.progress = extracting
+        src.gated = ["/data/mmiu-mini"]
+        let app = DashboardApp(source: src, work: QueueWork())
+        pump(app, until: "the extraction report") { app.datasets.items.first?.opening?.progress == extracting && app.datasets.items.last?.summary != nil }
+        XCTAssertNotNil(frame(app).find("unpacking images (x stops; the next open resumes)"), frame(app).text)
+        app.handle(.char("x"))
+        XCTAssertEqual(app.statusMessage?.text, "stopping the image extraction of mmiu-mini: unpacked files are kept, r resumes it")
+        pump(app, until: "the cancelled open's answer") { app.datasets.items.first?.summary != nil }
+        XCTAssertEqual(src.cancelled, ["/data/mmiu-mini"])
+        XCTAssertEqual(app.datasets.items.first?.summary?.error, "/data/mmiu-mini/2D-spatial.zip: extraction cancelled after 3 of 10 files")
+        XCTAssertNotNil(frame(app).find("error: /data/mmiu-mini/2D-spatial.zip: extraction cancelled"), frame(app).text)
+        app.handle(.char("x"))
+        XCTAssertEqual(app.statusMessage?.text, "mmiu-mini is not unpacking images: x stops an image extraction in progress")
+        // r opens it again (an extraction would resume); this time it is let through.
+        src.lock.lock(); src.gated = []; src.lock.unlock()
+        app.handle(.char("r"))
+        pump(app, until: "the reopened summary") { app.datasets.openingCount == 0 && app.datasets.items.first?.summary?.error == nil }
+        XCTAssertEqual(src.opens["/data/mmiu-mini"], 2)
+    }
+
+    /// The state while stopping: the item says so, a second x does not ask again.
+    func testCancellingStateIsShownAndAskedOnce() {
+        var s = DatasetsState()
+        let t = s.beginListing()
+        let reqs = s.applyListing(ticket: t, entries: [DatasetEntry(spec: "/data/m", source: "config")])!
+        XCTAssertNil(s.cancelSelectedExtraction(), "nothing is extracting before a report")
+        s.applyProgress(ticket: reqs[0].1, extracting)
+        XCTAssertEqual(s.cancelSelectedExtraction(), reqs[0].1)
+        XCTAssertNil(s.cancelSelectedExtraction(), "asked once")
+        XCTAssertEqual(s.items[0].opening?.cancelling, true)
+        var buf = ScreenBuffer(width: 100, height: 30)
+        DatasetsScreen.render(s, into: &buf, Rect(x: 0, y: 0, width: 100, height: 30), ctx: RenderContext(theme: Theme.builtIn("dark")!))
+        XCTAssertNotNil(buf.find("stopping the extraction…"), buf.text)
+        // A rescan while it stops keeps the state.
+        let t2 = s.beginListing()
+        _ = s.applyListing(ticket: t2, entries: [DatasetEntry(spec: "/data/m", source: "config")])
+        XCTAssertEqual(s.items[0].opening?.cancelling, true)
+    }
+
     /// Quitting while opens run: queued work is skipped, nothing waits for the running ones. The held
     /// opens fill every slot of the opening lane, so "small" is still queued when the app quits.
     func testQuitWhileOpeningSkipsQueuedWork() {
@@ -132,9 +186,11 @@ final class DatasetScanTests: XCTestCase {
         app.handle(.char("q"))
         XCTAssertTrue(app.shouldQuit)
         app.cancelBackgroundWork()               // what the terminal loop does on leaving
-        for _ in held { src.release.signal() }
-        // The running opens finish; the queued one ("small") never starts.
+        // The running opens stop (their flags are set: an extraction ends at its next chunk), nothing
+        // releases them; the queued one ("small") never starts.
         pump(app, until: "the running opens' answers") { app.datasets.items.prefix(held.count).allSatisfy { $0.summary != nil } }
+        src.lock.lock(); let stopped = src.cancelled; src.lock.unlock()
+        XCTAssertEqual(stopped, Set(held.map { "/data/" + $0 }))
         let drained = DispatchSemaphore(value: 0)
         QueueWorkProbe.afterOpeningLane(app) { drained.signal() }
         XCTAssertEqual(drained.wait(timeout: .now() + 20), .success)
@@ -260,7 +316,8 @@ final class DatasetScanTests: XCTestCase {
         src.extraDatasets = [dir.path]
         final class Reports: @unchecked Sendable { let lock = NSLock(); var all: [ZipExtractionProgress] = [] }
         let reports = Reports()
-        let s = src.openDataset(DatasetEntry(spec: dir.path, source: "recent")) { p in reports.lock.lock(); reports.all.append(p); reports.lock.unlock() }
+        let s = src.openDataset(DatasetEntry(spec: dir.path, source: "recent"),
+                                progress: { p in reports.lock.lock(); reports.all.append(p); reports.lock.unlock() }, cancellation: CancellationFlag())
         XCTAssertNil(s.error, s.error ?? "")
         XCTAssertEqual(s.layout, "MMIU")
         XCTAssertEqual(s.splits, [.init(name: "test", rows: 6)])

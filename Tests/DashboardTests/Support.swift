@@ -41,7 +41,7 @@ final class FakeSource: DashboardDataSource {
     var saved: [ConfigDocument] = []
     var startError: Error?
     func datasetEntries() -> [DatasetEntry] { summaries.map { DatasetEntry(spec: $0.path, name: $0.name, source: $0.source) } }
-    func openDataset(_ entry: DatasetEntry, progress: @escaping ZipExtractionProgressHandler) -> DatasetSummary {
+    func openDataset(_ entry: DatasetEntry, progress: @escaping ZipExtractionProgressHandler, cancellation: CancellationFlag) -> DatasetSummary {
         summaries.first { $0.path == entry.spec }!
     }
     var summaries: [DatasetSummary] {

@@ -77,6 +77,42 @@ final class ZipExtractionTests: XCTestCase {
         XCTAssertTrue(ZipExtractor.isExtracted(archive: zip, into: dest))
     }
 
+    /// A cancelled extraction stops before its next entry with one line saying how far it got; the files it
+    /// finished are kept (nothing looks complete) and the next call resumes from them. A dataset open whose
+    /// flag is already set fails the same way, naming the archive.
+    func testCancelledExtractionKeepsItsFilesAndResumes() throws {
+        let zip = fixturesURL("layouts/zips/good.zip")
+        let dest = tmp.appendingPathComponent("good"), work = tmp.appendingPathComponent(".good.partial")
+        let flag = CancellationFlag()
+        // Each report waits out the 0.1 s throttle so the one after the first file arrives; it sets the flag.
+        let progress: ZipExtractionProgressHandler = { p in
+            usleep(110_000)
+            if p.entriesDone >= 1 { flag.cancel() }
+        }
+        XCTAssertThrowsError(try ZipExtractor.extractOnce(archive: zip, into: dest, progress: progress, cancellation: flag)) { e in
+            XCTAssertEqual("\(e)", "\(zip.path): extraction cancelled after 1 of 2 files; those are kept and the next open resumes")
+        }
+        XCTAssertFalse(ZipExtractor.isExtracted(archive: zip, into: dest))
+        XCTAssertEqual(listing(work), [".sftdeck-extracting", "task/a.txt"])
+        let s = try ZipExtractor.extractOnce(archive: zip, into: dest)
+        XCTAssertEqual(s, ZipExtractor.Summary(files: 2, bytes: 9, extractedNow: true, resumedFiles: 1, resumedBytes: 5))
+        XCTAssertEqual(listing(dest), [".sftdeck-extracted", "task/a.txt", "task/sub/b.txt"])
+
+        // Through Dataset.open on the MMIU layout: a set flag stops before the first file.
+        let mmiu = tmp.appendingPathComponent("mmiu")
+        try FileManager.default.copyItem(at: fixturesURL("layouts/mmiu"), to: mmiu)
+        var options = DatasetOpenOptions(extractionRoot: tmp.appendingPathComponent("images"))
+        options.extractionProgress = nil
+        options.extractionCancellation = CancellationFlag()
+        options.extractionCancellation?.cancel()
+        XCTAssertThrowsError(try Dataset.open(mmiu.path, options: options)) { e in
+            XCTAssertTrue("\(e)".contains(".zip: extraction cancelled after 0 of "), "\(e)")
+            XCTAssertFalse("\(e)".contains("\n"))
+        }
+        options.extractionCancellation = nil
+        XCTAssertEqual(try Dataset.open(mmiu.path, options: options).count, 6)
+    }
+
     /// A work folder left by another version of the archive (different size/date stamp) is discarded.
     func testWorkFolderOfAnotherArchiveVersionIsDiscarded() throws {
         let zip = fixturesURL("layouts/zips/good.zip")

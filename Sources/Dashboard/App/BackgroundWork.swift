@@ -93,16 +93,10 @@ public final class WorkInbox: @unchecked Sendable {
     }
 }
 
-/// Set when the app quits: queued jobs that have not started yet are skipped. A job already running
-/// (an extraction) ends with the process; extraction writes each file under a temporary name and
-/// renames it only once complete, so the next open resumes where it stopped.
-public final class WorkCancellation: @unchecked Sendable {
-    private let lock = NSLock()
-    private var cancelled = false
-    public init() {}
-    public var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return cancelled }
-    public func cancel() { lock.lock(); cancelled = true; lock.unlock() }
-}
+/// Set when the app quits: queued jobs that have not started yet are skipped (a running extraction has
+/// its own flag per open, which quitting sets too; extraction writes each file under a temporary name
+/// and renames it only once complete, so the next open resumes where it stopped).
+public typealias WorkCancellation = CancellationFlag
 
 /// The newest row request, readable from the rows lane: a queued row load that is no longer the one
 /// the user is waiting for (they pressed `l` five times) is skipped instead of read.

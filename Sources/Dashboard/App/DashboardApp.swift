@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import Training
 
@@ -85,6 +86,9 @@ public final class DashboardApp {
     public let workInbox = WorkInbox()
     /// Set on quit: queued background jobs are skipped.
     public let cancellation = WorkCancellation()
+    /// The flag of each open queued or running, by ticket: `x` sets the selected one's (stopping its image
+    /// extraction), quitting sets them all.
+    var openCancellations: [Int: CancellationFlag] = [:]
     /// `r` asked for the scan whose listing is awaited: say what it found.
     var announceListing = false
     /// Row requests are numbered app-wide (the Inspector's state is rebuilt per dataset).
@@ -111,7 +115,7 @@ public final class DashboardApp {
     }
 
     /// Nobody is left to show what queued jobs would find.
-    deinit { cancellation.cancel() }
+    deinit { cancelBackgroundWork() }
 
     /// Follows an engine (a run started here, or `watch` over event files).
     public func attach(_ engine: EngineControl, observing: Bool = true) {
@@ -154,7 +158,9 @@ public final class DashboardApp {
                 switch r {
                 case .listed(let ticket, let entries): applyListing(ticket: ticket, entries: entries)
                 case .openProgress(let ticket, let p): datasets.applyProgress(ticket: ticket, p)
-                case .opened(let ticket, let summary): datasets.applyOpened(ticket: ticket, summary: summary)
+                case .opened(let ticket, let summary):
+                    openCancellations[ticket] = nil
+                    datasets.applyOpened(ticket: ticket, summary: summary)
                 case .rowLoaded(let ticket, let index, let row, let error): applyRow(ticket: ticket, index: index, row: row, error: error)
                 }
             }
@@ -163,9 +169,12 @@ public final class DashboardApp {
         return any
     }
 
-    /// On quit: background jobs not started yet are skipped (one running ends with the process;
-    /// an extraction it leaves half done resumes on the next open).
-    public func cancelBackgroundWork() { cancellation.cancel() }
+    /// On quit: background jobs not started yet are skipped and running extractions stop at their next
+    /// chunk (what they unpacked is kept; the next open resumes).
+    public func cancelBackgroundWork() {
+        cancellation.cancel()
+        for flag in openCancellations.values { flag.cancel() }
+    }
 
     // MARK: Global keys
 

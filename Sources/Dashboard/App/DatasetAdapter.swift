@@ -24,13 +24,15 @@ public final class DatasetAdapter: @unchecked Sendable {
 
     /// The dataset of `spec` (cached). `progress` sees MMIU image archives unpacked by a first open;
     /// nil keeps that silent (never the process-wide default, which writes to the terminal ncurses owns).
-    func dataset(_ spec: String, split: String?, progress: ZipExtractionProgressHandler? = nil) throws -> Dataset {
+    func dataset(_ spec: String, split: String?, progress: ZipExtractionProgressHandler? = nil,
+                 cancellation: CancellationFlag? = nil) throws -> Dataset {
         cacheLock.lock()
         let cached = open[key(spec, split)]
         cacheLock.unlock()
         if let cached { return cached }
         var options = DatasetOpenOptions()
         options.extractionProgress = progress
+        options.extractionCancellation = cancellation
         let d = try Dataset.open(spec, split: split, options: options)
         cacheLock.lock()
         open[key(spec, split)] = d
@@ -55,12 +57,13 @@ public final class DatasetAdapter: @unchecked Sendable {
     }
 
     /// Opens each split to count its rows; an unreadable dataset is listed with its error line.
-    public func summary(_ spec: String, source: String, progress: ZipExtractionProgressHandler? = nil) -> DatasetSummary {
+    public func summary(_ spec: String, source: String, progress: ZipExtractionProgressHandler? = nil,
+                        cancellation: CancellationFlag? = nil) -> DatasetSummary {
         do {
-            let d = try dataset(spec, split: nil, progress: progress)
+            let d = try dataset(spec, split: nil, progress: progress, cancellation: cancellation)
             var splits: [DatasetSummary.Split] = []
             for s in d.info.availableSplits {
-                let rows = (try? dataset(spec, split: s, progress: progress).count) ?? 0
+                let rows = (try? dataset(spec, split: s, progress: progress, cancellation: cancellation).count) ?? 0
                 splits.append(.init(name: s, rows: rows))
             }
             if splits.isEmpty { splits = [.init(name: d.info.split, rows: d.count)] }

@@ -65,9 +65,10 @@ public final class LiveDataSource: DashboardDataSource {
 
     /// Opens (re-reads: a rescan sees files changed on disk) and summarises one dataset (runs on the
     /// opening lane).
-    public func openDataset(_ entry: DatasetEntry, progress: @escaping ZipExtractionProgressHandler) -> DatasetSummary {
+    public func openDataset(_ entry: DatasetEntry, progress: @escaping ZipExtractionProgressHandler,
+                            cancellation: CancellationFlag) -> DatasetSummary {
         datasets.forget(entry.spec)
-        var s = datasets.summary(entry.spec, source: entry.source, progress: progress)
+        var s = datasets.summary(entry.spec, source: entry.source, progress: progress, cancellation: cancellation)
         s.spec = entry.spec
         return s
     }

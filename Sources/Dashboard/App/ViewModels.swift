@@ -174,8 +174,9 @@ public protocol DashboardDataSource: AnyObject {
     /// The datasets to list, found without opening them (cheap: names and paths only).
     func datasetEntries() -> [DatasetEntry]
     /// Opens one dataset and summarises it: slow on first open of an MMIU folder, whose image zips
-    /// are unpacked then, reporting to `progress`. An unreadable dataset comes back with its error line.
-    func openDataset(_ entry: DatasetEntry, progress: @escaping ZipExtractionProgressHandler) -> DatasetSummary
+    /// are unpacked then, reporting to `progress` and stopping when `cancellation` is set (the summary
+    /// then carries the error line that says so). An unreadable dataset comes back with its error line.
+    func openDataset(_ entry: DatasetEntry, progress: @escaping ZipExtractionProgressHandler, cancellation: CancellationFlag) -> DatasetSummary
     func loadRow(dataset: DatasetSummary, split: String, index: Int) throws -> InspectedRow
     func loadConfig() -> ConfigDocument?
     /// Writes the config; returns the path written.
@@ -190,7 +191,7 @@ public protocol DashboardDataSource: AnyObject {
 
 extension DashboardDataSource {
     /// Every dataset opened in turn, on the calling thread (tests and tools; the app opens them in the background).
-    public func listDatasets() -> [DatasetSummary] { datasetEntries().map { openDataset($0, progress: { _ in }) } }
+    public func listDatasets() -> [DatasetSummary] { datasetEntries().map { openDataset($0, progress: { _ in }, cancellation: CancellationFlag()) } }
     public func validateEdit(_ doc: ConfigDocument, key: String, value: String) -> String? { nil }
 }
 

@@ -7,7 +7,11 @@ public struct DatasetItem: Sendable, Equatable {
     public struct Opening: Sendable, Equatable {
         public var ticket: Int
         public var progress: ZipExtractionProgress?
+        /// `x` asked its extraction to stop; the answer (an error line saying so) is on its way.
+        public var cancelling = false
         public init(ticket: Int, progress: ZipExtractionProgress? = nil) { self.ticket = ticket; self.progress = progress }
+        /// An image extraction is running that `x` can stop.
+        public var extracting: Bool { progress.map { !$0.finished } ?? false }
     }
     public var entry: DatasetEntry
     /// Nil until the first open finishes; a rescan keeps showing the previous one while it reopens.
@@ -63,7 +67,9 @@ public struct DatasetsState: Sendable {
         items = entries.map { e in
             var it = DatasetItem(entry: e, summary: old[e.spec]?.summary)
             if let t = inFlight[e.spec] {
-                it.opening = .init(ticket: t, progress: old[e.spec]?.opening?.ticket == t ? old[e.spec]?.opening?.progress : nil)
+                let same = old[e.spec]?.opening?.ticket == t
+                it.opening = .init(ticket: t, progress: same ? old[e.spec]?.opening?.progress : nil)
+                it.opening?.cancelling = same && old[e.spec]?.opening?.cancelling == true
             } else {
                 let t = newTicket()
                 inFlight[e.spec] = t
@@ -86,6 +92,14 @@ public struct DatasetsState: Sendable {
     public mutating func applyProgress(ticket: Int, _ p: ZipExtractionProgress) {
         guard let i = items.firstIndex(where: { $0.opening?.ticket == ticket }) else { return }
         items[i].opening?.progress = p
+    }
+
+    /// Marks the selected dataset's extraction as cancelling; returns its ticket, or nil when no image
+    /// extraction of the selected dataset is running.
+    public mutating func cancelSelectedExtraction() -> Int? {
+        guard items.indices.contains(selected), let o = items[selected].opening, o.extracting, !o.cancelling else { return nil }
+        items[selected].opening?.cancelling = true
+        return o.ticket
     }
 
     /// An open's answer; false when no request with that ticket is awaited (dropped).
@@ -114,6 +128,7 @@ public enum DatasetsScreen {
         KeyBinding([.char("s")], "next split"),
         KeyBinding([.enter], "inspect rows", status: true),
         KeyBinding([.char("r")], "rescan"),
+        KeyBinding([.char("x")], "stop the image extraction of the selected dataset (kept; the next open resumes)"),
     ]
 
     public static func render(_ s: DatasetsState, into buf: inout ScreenBuffer, _ r: Rect, ctx: RenderContext) {
@@ -197,7 +212,9 @@ public enum DatasetsScreen {
             lines.append(("reading its files; keys keep working meanwhile", ctx.theme.mutedText))
             return lines
         }
-        lines.append((p.finished ? "opening\(e) images unpacked, reading the records" : "opening\(e) unpacking images", ctx.theme.accentText))
+        let state = p.finished ? "opening\(e) images unpacked, reading the records"
+            : item.opening?.cancelling == true ? "stopping the extraction\(e)" : "opening\(e) unpacking images (x stops; the next open resumes)"
+        lines.append((state, ctx.theme.accentText))
         lines.append(("archive \(p.archive)" + (p.archiveCount > 1 ? " (\(p.archiveIndex + 1) of \(p.archiveCount))" : ""), ctx.theme.base))
         lines.append(("files   \(p.entriesDone) of \(p.entriesTotal)", ctx.theme.base))
         lines.append(("bytes   \(Fmt.bytes(Int(clamping: p.bytesDone))) of \(Fmt.bytes(Int(clamping: p.bytesTotal)))", ctx.theme.base))
@@ -226,9 +243,11 @@ extension DashboardApp {
         guard let requests = datasets.applyListing(ticket: ticket, entries: entries) else { return }
         let src = source, inbox = workInbox, cancel = cancellation
         for (entry, t) in requests {
+            let flag = CancellationFlag()
+            openCancellations[t] = flag
             work.schedule(.opening) {
                 guard !cancel.isCancelled else { return }
-                let summary = src.openDataset(entry) { p in inbox.post(.openProgress(ticket: t, p)) }
+                let summary = src.openDataset(entry, progress: { p in inbox.post(.openProgress(ticket: t, p)) }, cancellation: flag)
                 inbox.post(.opened(ticket: t, summary))
             }
         }
@@ -245,6 +264,15 @@ extension DashboardApp {
         case .char("k"), .up: datasets.selected = max(0, datasets.selected - 1); datasets.splitIndex = 0
         case .char("s"):
             if let d = datasets.current, !d.splits.isEmpty { datasets.splitIndex = (datasets.splitIndex + 1) % d.splits.count }
+        case .char("x"):
+            guard let item = datasets.currentItem else { return }
+            if let t = datasets.cancelSelectedExtraction() {
+                openCancellations[t]?.cancel()
+                setStatus(.info, "stopping the image extraction of \(item.entry.name): unpacked files are kept, r resumes it")
+            } else {
+                setStatus(.info, item.opening?.cancelling == true ? "\(item.entry.name): its extraction is already stopping"
+                          : "\(item.entry.name) is not unpacking images: x stops an image extraction in progress")
+            }
         case .char("r"):
             announceListing = true
             reloadDatasets()
