@@ -266,7 +266,7 @@ extension SFTConfig {
     public static let fields: [ConfigField] = [
         optStringField("model_name_or_path", .model, \.modelNameOrPath, "model folder or hub id (resolved from the local HF cache)"),
         optStringField("adapter_name_or_path", .model, \.adapterNameOrPath, "SFTDeck: start from this PEFT adapter folder and keep training it"),
-        stringField("dtype", .model, \.dtype, "dtype of the frozen weights", choices: ["float32", "bfloat16", "auto"]),
+        stringField("dtype", .model, \.dtype, "accepted for TRL (weights stay as the checkpoint stores them; compute is fp32)", choices: ["float32", "bfloat16", "auto"]),
         optStringField("attn_implementation", .model, \.attnImplementation, "accepted for TRL compatibility; SFTDeck has one attention kernel"),
 
         optStringField("dataset_name", .data, \.datasetName, "dataset folder, data file or hub id"),
@@ -461,6 +461,15 @@ extension SFTConfig {
             if !(0..<1).contains(loraDropout) { throw bad("lora_dropout must be in [0, 1) (got \(loraDropout))") }
         } else if loraTargetModules != nil || loraModulesToSave != nil {
             w.append("lora_target_modules / lora_modules_to_save are set but use_peft is false: training all weights")
+        }
+        if dtype != "float32" {
+            // Not silent: transformers would load every weight as bf16 (or as the checkpoint stores it, for
+            // auto) and TRL would train those; SFTDeck keeps each weight as its checkpoint stores it, computes
+            // in fp32 and trains fp32 master weights. With an fp32 checkpoint and dtype bfloat16 the numbers
+            // therefore differ by the frozen weights' bf16 rounding; bf16 checkpoints give the same values.
+            w.append("dtype: \(dtype): SFTDeck keeps each weight in its checkpoint's storage (bf16 stays bf16, fp32 stays fp32), computes in fp32 and trains fp32 master weights, where transformers would load "
+                     + (dtype == "auto" ? "the checkpoint's dtype" : "every weight as bf16") + " and train that"
+                     + (usePeft ? "" : "; full fine-tuning saves fp32 weights (twice the size of bf16 files)"))
         }
         if loadIn4bit && !usePeft { throw bad("load_in_4bit needs use_peft: true (4-bit weights are frozen; only adapters train)") }
         if adapterNameOrPath != nil && !usePeft { throw bad("adapter_name_or_path needs use_peft: true") }

@@ -35,6 +35,16 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(off.warnings.contains { $0.hasPrefix("bf16") }, "\(off.warnings)")
     }
 
+    /// `dtype` other than float32 is said, not silently different: weights stay as stored, compute is fp32.
+    func testDTypeSaysWhatSFTDeckDoes() throws {
+        let bf = try SFTConfig.parse(yaml: "dtype: bfloat16\nuse_peft: true")
+        XCTAssertTrue(bf.warnings.contains { $0.hasPrefix("dtype: bfloat16: SFTDeck keeps each weight in its checkpoint's storage") && $0.contains("every weight as bf16") && !$0.contains("full fine-tuning") }, "\(bf.warnings)")
+        let auto = try SFTConfig.parse(yaml: "dtype: auto")
+        XCTAssertTrue(auto.warnings.contains { $0.contains("the checkpoint's dtype") && $0.hasSuffix("full fine-tuning saves fp32 weights (twice the size of bf16 files)") }, "\(auto.warnings)")
+        XCTAssertFalse(try SFTConfig.parse(yaml: "dtype: float32").warnings.contains { $0.hasPrefix("dtype") })
+        XCTAssertFalse(try SFTConfig.parse(yaml: "learning_rate: 1e-4").warnings.contains { $0.hasPrefix("dtype") })
+    }
+
     func testParsesGuideStyleConfig() throws {
         let r = try SFTConfig.parse(yaml: """
         model_name_or_path: google/gemma-3-4b-it
