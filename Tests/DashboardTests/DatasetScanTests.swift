@@ -148,9 +148,12 @@ final class DatasetScanTests: XCTestCase {
         XCTAssertNotNil(frame(app).find("error: /data/mmiu-mini/2D-spatial.zip: extraction cancelled"), frame(app).text)
         app.handle(.char("x"))
         XCTAssertEqual(app.statusMessage?.text, "mmiu-mini is not unpacking images: x stops an image extraction in progress")
-        // r opens it again (an extraction would resume); this time it is let through.
-        src.lock.lock(); src.gated = []; src.lock.unlock()
+        // r opens it again: while it extracts, its progress shows instead of the error; then it is let through.
         app.handle(.char("r"))
+        pump(app, until: "the reopen's progress") { app.datasets.items.first?.opening?.progress == extracting }
+        XCTAssertNotNil(frame(app).find("unpacking images (x stops"), frame(app).text)
+        XCTAssertNil(frame(app).find("extraction cancelled"), frame(app).text)
+        src.release.signal()
         pump(app, until: "the reopened summary") { app.datasets.openingCount == 0 && app.datasets.items.first?.summary?.error == nil }
         XCTAssertEqual(src.opens["/data/mmiu-mini"], 2)
     }

@@ -153,7 +153,9 @@ public enum DatasetsScreen {
         let detail = Frame.draw(&buf, cols.1, title: "Details", ctx: ctx)
         guard let item = s.currentItem else { return }
         let lines: [(String, Style)]
-        if let d = item.summary {
+        // An extraction in progress wins over an older summary (a rescan resuming a stopped extraction).
+        let extracting = item.opening?.extracting == true
+        if let d = item.summary, !extracting {
             lines = summaryLines(d, s, rescanning: item.opening != nil, width: detail.width, ctx: ctx)
         } else {
             lines = openingLines(item, width: detail.width, ctx: ctx)
@@ -162,7 +164,7 @@ public enum DatasetsScreen {
             buf.put(DisplayWidth.truncate(l, to: detail.width - 1, ellipsis: ctx.glyphs.ellipsis), x: detail.x + 1, y: detail.y + i, style: st, clip: detail)
         }
         // The extraction's bar, under its figures.
-        if item.summary == nil, let p = item.opening?.progress, lines.count + 1 < detail.height {
+        if item.summary == nil || extracting, let p = item.opening?.progress, lines.count + 1 < detail.height {
             let bar = Rect(x: detail.x + 1, y: detail.y + lines.count, width: max(0, detail.width - 2), height: 1)
             let pct = String(format: " %3.0f%%", p.fraction * 100)
             let barW = max(0, bar.width - DisplayWidth.of(pct))
