@@ -49,6 +49,7 @@ public struct DatasetOpenOptions: Sendable {
         self.extractionRoot = extractionRoot
         self.maxExtractedBytes = maxExtractedBytes
         self.extractionProgress = DatasetOpenOptions.defaultExtractionProgress
+        self.extractionCancellation = DatasetOpenOptions.defaultExtractionCancellation
     }
 
     private static let defaultProgressLock = NSLock()
@@ -57,6 +58,13 @@ public struct DatasetOpenOptions: Sendable {
     public static var defaultExtractionProgress: ZipExtractionProgressHandler? {
         get { defaultProgressLock.lock(); defer { defaultProgressLock.unlock() }; return _defaultExtractionProgress }
         set { defaultProgressLock.lock(); _defaultExtractionProgress = newValue; defaultProgressLock.unlock() }
+    }
+    nonisolated(unsafe) private static var _defaultExtractionCancellation: CancellationFlag?
+    /// The cancellation flag new options get (process-wide, like the progress handler: the headless runner
+    /// sets it on Ctrl-C so an extraction deep inside a run's data loading stops at once).
+    public static var defaultExtractionCancellation: CancellationFlag? {
+        get { defaultProgressLock.lock(); defer { defaultProgressLock.unlock() }; return _defaultExtractionCancellation }
+        set { defaultProgressLock.lock(); _defaultExtractionCancellation = newValue; defaultProgressLock.unlock() }
     }
 }
 

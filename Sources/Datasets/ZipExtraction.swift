@@ -104,10 +104,14 @@ public typealias ZipExtractionProgressHandler = @Sendable (ZipExtractionProgress
 /// between chunks of one, the dashboard's queued jobs before they start.
 public final class CancellationFlag: @unchecked Sendable {
     private let lock = NSLock()
-    private var cancelled = false
+    private var cancelled = false, honoured = false
     public init() {}
     public var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return cancelled }
     public func cancel() { lock.lock(); cancelled = true; lock.unlock() }
+    /// For the work that stops: true when cancelled, and then remembered in `stoppedWork`.
+    public func shouldStop() -> Bool { lock.lock(); defer { lock.unlock() }; if cancelled { honoured = true }; return cancelled }
+    /// Some work stopped because of this flag (it was not only set).
+    public var stoppedWork: Bool { lock.lock(); defer { lock.unlock() }; return honoured }
 }
 
 extension ZipExtractionProgress {
@@ -316,7 +320,7 @@ public enum ZipExtractor {
         }
         report()
         for (entry, components) in entries {
-            if cancellation?.isCancelled == true { throw cancelled() }
+            if cancellation?.shouldStop() == true { throw cancelled() }
             let target = components.reduce(folder) { $0.appendingPathComponent($1) }
             guard target.standardizedFileURL.path.hasPrefix(root + "/") else { throw fail("entry '\(entry.path)' escapes the target folder") }
             do {
@@ -347,7 +351,7 @@ public enum ZipExtractor {
             var overBound = false, stopped = false, writeFailed: Error? = nil
             do {
                 _ = try archive.extract(entry, skipCRC32: false) { chunk in
-                    if cancellation?.isCancelled == true { stopped = true; throw CocoaError(.userCancelled) }
+                    if cancellation?.shouldStop() == true { stopped = true; throw CocoaError(.userCancelled) }
                     produced += UInt64(chunk.count)
                     if produced > maxTotalBytes { overBound = true; throw CocoaError(.fileWriteUnknown) }
                     do { try out.write(contentsOf: chunk) } catch { writeFailed = error; throw error }

@@ -23,4 +23,28 @@ final class HeadlessExtractionProgressTests: XCTestCase {
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         XCTAssertTrue(text.contains("extracting images: 2D-spatial.zip, 10 B of 10 B (100%), 2 of 2 files, 10 B/s, done in 1s\n"), text)
     }
+
+    /// Ctrl-C while the run's data loading unpacks images: the extraction's flag (what new DatasetOpenOptions
+    /// get) is set with the engine's stop, the open fails with the line that says so, and the run counts as
+    /// stopped (130). A Ctrl-C that stopped no extraction leaves a failure a failure (1).
+    func testCtrlCStopsAnExtractionInTheRunsLoading() throws {
+        for stopsExtraction in [true, false] {
+            let e = ScriptedEngine()
+            let p = HeadlessPrinter(out: FileHandle(forWritingAtPath: "/dev/null")!, err: FileHandle(forWritingAtPath: "/dev/null")!)
+            let code = try HeadlessRunner.run(e, printer: p) {
+                let options = DatasetOpenOptions()      // made inside the run, as DatasetsSource's are
+                let flag = try XCTUnwrap(options.extractionCancellation)
+                XCTAssertFalse(flag.isCancelled)
+                // What the runner's SIGINT source calls (the real signal is CLITests' Ctrl-C test).
+                try XCTUnwrap(HeadlessRunner.active).interrupt()
+                XCTAssertTrue(flag.isCancelled, "Ctrl-C sets the extraction flag (iteration \(stopsExtraction))")
+                if stopsExtraction { XCTAssertTrue(flag.shouldStop()) }   // what ZipExtractor does at its next chunk
+                DispatchQueue.global().async { e.emit(.failed(reason: "a.zip: extraction cancelled after 1 of 2 files")) }
+            }
+            XCTAssertEqual(code, stopsExtraction ? 130 : 1)
+            XCTAssertEqual(e.commands, [.stop])
+            XCTAssertNil(DatasetOpenOptions.defaultExtractionCancellation, "the runner puts the previous flag back")
+            XCTAssertNil(HeadlessRunner.active)
+        }
+    }
 }

@@ -191,39 +191,62 @@ public enum ExtractionProgressLine {
 }
 
 /// Runs an engine without a screen: prints through a `HeadlessPrinter`, turns the first Ctrl-C into
-/// "stop after saving a checkpoint" (a second one quits at once), and returns the exit status.
+/// "stop after saving a checkpoint" (a second one quits at once), and returns the exit status. The first
+/// Ctrl-C also stops an image extraction of the run's data loading (MMIU's first open) at its next chunk:
+/// the unpacked files are kept for the next run, and the run ends as stopped (130), not failed.
 public enum HeadlessRunner {
     public static func run(_ engine: EngineControl, printer: HeadlessPrinter, start: (() throws -> Void)? = nil) throws -> Int32 {
         // Image archives unpacked while the run loads its data (MMIU, first open only): a progress line
         // with an ETA on standard error about once a second (standard output stays the event stream).
         let restore = ExtractionProgressLine.install(on: printer.err)
         defer { restore() }
+        let extraction = CancellationFlag(), previousCancellation = DatasetOpenOptions.defaultExtractionCancellation
+        DatasetOpenOptions.defaultExtractionCancellation = extraction
+        defer { DatasetOpenOptions.defaultExtractionCancellation = previousCancellation }
         let done = DispatchSemaphore(value: 0)
         printer.onEnd { _ in done.signal() }
         engine.addObserver(printer)
+        let interrupts = Interrupts(engine: engine, extraction: extraction)
+        setActive(interrupts)
+        defer { setActive(nil) }
         signal(SIGINT, SIG_IGN)
         let sigint = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        let interrupts = Counter()
-        sigint.setEventHandler {
-            if interrupts.increment() == 1 {
+        sigint.setEventHandler { interrupts.interrupt() }
+        sigint.resume()
+        defer { sigint.cancel(); signal(SIGINT, SIG_DFL) }
+        try start?()
+        // A run whose loading failed because Ctrl-C stopped its extraction was stopped by the user.
+        func code(_ state: RunState?) -> Int32 { state == .failed && extraction.stoppedWork ? 130 : HeadlessPrinter.exitCode(for: state) }
+        if [.finished, .stopped, .failed].contains(engine.state) && printer.finalState == nil {
+            return code(engine.state)
+        }
+        done.wait()
+        return code(printer.finalState)
+    }
+
+    /// What Ctrl-C does during a run: the first stops the engine (after its checkpoint) and any image
+    /// extraction of its loading, the second quits at once.
+    final class Interrupts: @unchecked Sendable {
+        private let lock = NSLock(); private var n = 0
+        let engine: EngineControl, extraction: CancellationFlag
+        init(engine: EngineControl, extraction: CancellationFlag) { self.engine = engine; self.extraction = extraction }
+        func interrupt() {
+            lock.lock(); n += 1; let count = n; lock.unlock()
+            if count == 1 {
                 FileHandle.standardError.write(Data("\nstopping after saving a checkpoint (Ctrl-C again to quit now)\n".utf8))
+                extraction.cancel()
                 engine.send(.stop)
             } else {
                 exit(130)
             }
         }
-        sigint.resume()
-        defer { sigint.cancel(); signal(SIGINT, SIG_DFL) }
-        try start?()
-        if [.finished, .stopped, .failed].contains(engine.state) && printer.finalState == nil {
-            return HeadlessPrinter.exitCode(for: engine.state)
-        }
-        done.wait()
-        return HeadlessPrinter.exitCode(for: printer.finalState)
     }
 
-    final class Counter: @unchecked Sendable {
-        private let lock = NSLock(); private var n = 0
-        func increment() -> Int { lock.lock(); defer { lock.unlock() }; n += 1; return n }
-    }
+    private static let activeLock = NSLock()
+    nonisolated(unsafe) private static var _active: Interrupts?
+    /// The running `run`'s Ctrl-C handling. Tests call `interrupt()` on it instead of raising SIGINT: in a test
+    /// process that had already run a runner, a new SIGINT source never fired (the real signal path is the
+    /// CLI's Ctrl-C test, one runner per process as in `sftdeck`).
+    static var active: Interrupts? { activeLock.lock(); defer { activeLock.unlock() }; return _active }
+    private static func setActive(_ i: Interrupts?) { activeLock.lock(); _active = i; activeLock.unlock() }
 }
