@@ -72,6 +72,7 @@ public struct ZipExtractionProgress: Sendable, Equatable {
         if archiveCount > 1 { s += " (\(archiveIndex + 1) of \(archiveCount))" }
         s += ", \(Self.size(bytesDone)) of \(Self.size(bytesTotal)) (\(Int((fraction * 100).rounded(.down)))%)"
         s += ", \(entriesDone) of \(entriesTotal) files"
+        if bytesResumed > 0 { s += " (\(Self.size(bytesResumed)) kept from an interrupted run)" }
         if let rate = bytesPerSecond { s += ", \(Self.size(UInt64(rate)))/s" }
         if finished {
             s += ", done in \(Self.duration(elapsed))"

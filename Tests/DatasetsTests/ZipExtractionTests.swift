@@ -194,7 +194,7 @@ final class ZipExtractionTests: XCTestCase {
         XCTAssertEqual(p.line, "extracting images: 2D-spatial.zip (2 of 7), 0 B of 30.1 GB (0%), 1234 of 56789 files")
         p = ZipExtractionProgress(archive: "a.zip", archiveIndex: 0, archiveCount: 1, entriesDone: 3, entriesTotal: 3,
                                   bytesDone: 950, bytesTotal: 950, bytesResumed: 450, elapsed: 2, finished: true)
-        XCTAssertEqual(p.line, "extracting images: a.zip, 950 B of 950 B (100%), 3 of 3 files, 250 B/s, done in 2s")
+        XCTAssertEqual(p.line, "extracting images: a.zip, 950 B of 950 B (100%), 3 of 3 files (450 B kept from an interrupted run), 250 B/s, done in 2s")
         XCTAssertEqual(ZipExtractionProgress.duration(7300), "2h 01m")
     }
 }
