@@ -123,4 +123,21 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(out.contains("unknown config key 'learnig_rate' (did you mean 'learning_rate'?)"), out)
         XCTAssertEqual(out.split(separator: "\n").filter { $0.contains("Error") || $0.contains("error") }.count, 1, out)
     }
+
+    /// The exit status says how far a run got: 2 when it cannot start (here its model folder is missing: one
+    /// line saying what to download), 1 when it fails once training has started (a loss that overflows).
+    func testStatusTellsARunThatCannotStartFromOneThatFailed() throws {
+        let dir = tmp("status")
+        let cfg = try writeConfig(dir)
+        let text = try String(contentsOf: cfg, encoding: .utf8)
+        try text.replacingOccurrences(of: "model_name_or_path: \(Self.toy.path)", with: "model_name_or_path: /nonexistent/model")
+            .write(to: cfg, atomically: true, encoding: .utf8)
+        let missing = try runSFTDeck(["train", "--config", cfg.path, "--headless"], expectStatus: 2)
+        XCTAssertTrue(missing.contains("model '/nonexistent/model': not a folder and not in the Hugging Face cache"), missing)
+        try text.replacingOccurrences(of: "learning_rate: 0.1", with: "learning_rate: 1.0e+30\nmax_grad_norm: 0")
+            .write(to: cfg, atomically: true, encoding: .utf8)
+        let diverged = try runSFTDeck(["train", "--config", cfg.path, "--headless"], expectStatus: 1)
+        XCTAssertTrue(diverged.contains("***** Running training *****"), diverged)
+        XCTAssertTrue(diverged.contains("loss is "), diverged)
+    }
 }

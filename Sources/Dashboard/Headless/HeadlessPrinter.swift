@@ -21,6 +21,9 @@ public final class HeadlessPrinter: EngineObserver, @unchecked Sendable {
     private var finishedCallbacks: [(RunState) -> Void] = []
     public private(set) var finalState: RunState?
     public private(set) var failure: String?
+    private var didStart = false
+    /// The run got as far as `started` (its model and data loaded).
+    public var started: Bool { lock.lock(); defer { lock.unlock() }; return didStart }
 
     public init(format: Format = .trainer, progressEvery: Int = 0, out: FileHandle = .standardOutput, err: FileHandle = .standardError) {
         self.format = format; self.progressEvery = progressEvery; self.out = out; self.err = err
@@ -34,6 +37,7 @@ public final class HeadlessPrinter: EngineObserver, @unchecked Sendable {
         let lines = format == .jsonl ? [Self.jsonLine(event)] : trainerLines(event)
         var ended: RunState? = nil
         switch event {
+        case .started: didStart = true
         case .finished: ended = .finished
         case .failed(let r): ended = .failed; failure = r
         case .stateChanged(let s) where s == .stopped: ended = .stopped
@@ -195,7 +199,10 @@ public enum ExtractionProgressLine {
 /// Ctrl-C also stops an image extraction of the run's data loading (MMIU's first open) at its next chunk:
 /// the unpacked files are kept for the next run, and the run ends as stopped (130), not failed.
 public enum HeadlessRunner {
-    public static func run(_ engine: EngineControl, printer: HeadlessPrinter, start: (() throws -> Void)? = nil) throws -> Int32 {
+    /// `failedToStart`: the status of a run that failed before it started (its model, data or checkpoint could
+    /// not be loaded): `sftdeck train` gives 2, as for a bad config.
+    public static func run(_ engine: EngineControl, printer: HeadlessPrinter, failedToStart: Int32 = 1,
+                           start: (() throws -> Void)? = nil) throws -> Int32 {
         // Image archives unpacked while the run loads its data (MMIU, first open only): a progress line
         // with an ETA on standard error about once a second (standard output stays the event stream).
         let restore = ExtractionProgressLine.install(on: printer.err)
@@ -216,7 +223,10 @@ public enum HeadlessRunner {
         defer { sigint.cancel(); signal(SIGINT, SIG_DFL) }
         try start?()
         // A run whose loading failed because Ctrl-C stopped its extraction was stopped by the user.
-        func code(_ state: RunState?) -> Int32 { state == .failed && extraction.stoppedWork ? 130 : HeadlessPrinter.exitCode(for: state) }
+        func code(_ state: RunState?) -> Int32 {
+            guard state == .failed else { return HeadlessPrinter.exitCode(for: state) }
+            return extraction.stoppedWork ? 130 : printer.started ? 1 : failedToStart
+        }
         if [.finished, .stopped, .failed].contains(engine.state) && printer.finalState == nil {
             return code(engine.state)
         }

@@ -54,7 +54,7 @@ struct DashboardCommand: ParsableCommand {
             let engine: TrainingEngine
             do { engine = try ExtractionProgressLine.around { try TrainingRun.makeEngine(config: try source.runConfig(nil)) } } catch { throw failure("\(error)", code: 2) }
             let printer = HeadlessPrinter(format: frontEnd.jsonl ? .jsonl : .trainer)
-            let code = try HeadlessRunner.run(engine, printer: printer) { engine.start() }
+            let code = try HeadlessRunner.run(engine, printer: printer, failedToStart: 2) { engine.start() }
             if code != 0 { throw ExitCode(code) }
             return
         }

@@ -11,7 +11,7 @@ struct TrainCommand: ParsableCommand {
         The config uses `trl sft --config` keys with TRL's defaults (see sample-configs/). Outputs land in \
         output_dir like the HF Trainer's: checkpoint-N/, train_log.jsonl, trainer_state.json, README.md, \
         and runs/<date>_<host>/ TensorBoard events when report_to is tensorboard or all (TRL's default none writes none). Ctrl-C stops after saving a checkpoint; resume_from_checkpoint: true \
-        continues from the latest one. Exit status: 0 finished, 1 failed, 2 bad config, 130 stopped early.
+        continues from the latest one. Exit status: 0 finished; 2 when the run cannot start (a bad config, a missing or corrupt model, dataset or checkpoint); 1 when it fails once training has started; 130 stopped early.
         """)
 
     @Option(name: .long, help: "YAML config file (TRL keys).") var config: String
@@ -41,7 +41,7 @@ struct TrainCommand: ParsableCommand {
         let interactive = isatty(STDOUT_FILENO) != 0 && isatty(STDIN_FILENO) != 0
         if headless || jsonl || !interactive {
             let printer = HeadlessPrinter(format: jsonl ? .jsonl : .trainer)
-            let code = try HeadlessRunner.run(engine, printer: printer) { engine.start() }
+            let code = try HeadlessRunner.run(engine, printer: printer, failedToStart: 2) { engine.start() }
             if code != 0 { throw ExitCode(code) }
             return
         }
