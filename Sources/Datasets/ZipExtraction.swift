@@ -234,7 +234,7 @@ public enum ZipExtractor {
         }
         let summary: Summary
         do {
-            summary = try extract(archive: archive, into: work, maxTotalBytes: maxTotalBytes, resume: true,
+            summary = try extract(archive: archive, into: work, maxTotalBytes: maxTotalBytes, resume: resuming,
                                   progress: progress, interruptAfterFiles: interruptAfterFiles, cancellation: cancellation)
             try "\(stamp)\n\(summary.files)\n\(summary.bytes)\n".write(to: work.appendingPathComponent(completeMarker), atomically: true, encoding: .utf8)
             try? fm.removeItem(at: stampFile)
@@ -304,7 +304,9 @@ public enum ZipExtractor {
         let fm = FileManager.default
         let root = folder.standardizedFileURL.path
         let started = Date()
-        var lastReport = Date.distantPast
+        // A fresh extraction reports at once (0 of the declared totals); a resumed one after its first 0.1 s, by
+        // when the files an interrupted run finished have been counted (each is only checked, not rewritten).
+        var lastReport = resume ? started : Date.distantPast
         var produced: UInt64 = 0, resumedBytes: UInt64 = 0
         var files = 0, resumedFiles = 0
         func report(final: Bool = false) {
