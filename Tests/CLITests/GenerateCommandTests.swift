@@ -46,4 +46,28 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertTrue(out.contains("/nonexistent-model"), out)
         XCTAssertEqual(out.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count, 1, out)
     }
+
+    /// A hostile image (a PNG header claiming 100000×100000) is one line naming the file and the problem.
+    func testOversizedImageNamesTheFile() throws {
+        func chunk(_ type: String, _ body: [UInt8]) -> [UInt8] {
+            let t = Array(type.utf8)
+            let len = withUnsafeBytes(of: UInt32(body.count).bigEndian, Array.init)
+            let crc = withUnsafeBytes(of: crc32(t + body).bigEndian, Array.init)
+            return len + t + body + crc
+        }
+        func crc32(_ bytes: [UInt8]) -> UInt32 {
+            var c: UInt32 = 0xFFFF_FFFF
+            for b in bytes { c ^= UInt32(b); for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0xEDB8_8320 : c >> 1 } }
+            return ~c
+        }
+        let side = withUnsafeBytes(of: UInt32(100_000).bigEndian, Array.init)
+        let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", side + side + [8, 2, 0, 0, 0])
+            + chunk("IDAT", [0x78, 0x9C, 0x63, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01]) + chunk("IEND", [])
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("huge-\(UUID().uuidString.prefix(8)).png").path
+        try Data(png).write(to: URL(fileURLWithPath: path))
+        let out = try runSFTDeck(["generate", "--model", fixtures.appendingPathComponent("mm_gqa1").path, "--image", path, "--prompt", "x"],
+                                 expectStatus: 1)
+        XCTAssertEqual(out.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count, 1, out)
+        XCTAssertTrue(out.contains("\(path): PNG is 100000x100000, over the limit"), out)
+    }
 }

@@ -65,7 +65,8 @@ struct GenerateCommand: ParsableCommand {
                 guard let data = FileManager.default.contents(atPath: (path as NSString).expandingTildeInPath) else {
                     throw CLIError("\(path): cannot read image")
                 }
-                let img = try ImageDecoder.decodeRGB(data)
+                let img: RGBImage
+                do { img = try ImageDecoder.decodeRGB(data) } catch { throw CLIError("\(path): \(error)") }
                 proc.process(img, into: &pixels)
             }
             let S = mm.visionConfig.imageSize
