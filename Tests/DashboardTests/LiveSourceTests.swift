@@ -49,6 +49,25 @@ final class LiveSourceTests: XCTestCase {
         XCTAssertEqual(row.renderedText, enc.text)
     }
 
+    /// An image the Inspector cannot decode is named in the row's note (not silently left out of the thumbnails).
+    func testUndecodableImageIsNamedInTheRowNote() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("live-badimg-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("images"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data("not a png".utf8).write(to: dir.appendingPathComponent("images/bad.png"))
+        try """
+        {"messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is it?"}]}, {"role": "assistant", "content": "Noise."}], "images": ["images/bad.png"]}
+
+        """.write(to: dir.appendingPathComponent("train.jsonl"), atomically: true, encoding: .utf8)
+        let src = LiveDataSource(configPath: try writeConfig())
+        let d = src.openDataset(DatasetEntry(spec: dir.path, source: "recent"), progress: { _ in }, cancellation: CancellationFlag())
+        XCTAssertNil(d.error, d.error ?? "")
+        let row = try src.loadRow(dataset: d, split: "train", index: 0)
+        XCTAssertTrue(row.images.isEmpty)
+        let note = try XCTUnwrap(row.tokenNote)
+        XCTAssertTrue(note.hasPrefix("image 1: "), note)
+    }
+
     func testConfigAdapterRoundTripAndValidation() throws {
         let path = try writeConfig("learning_rate: 0.0002\nlr_scheduler_type: cosine")
         let src = LiveDataSource(configPath: path)

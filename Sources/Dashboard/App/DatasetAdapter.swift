@@ -136,15 +136,22 @@ public final class DatasetAdapter: @unchecked Sendable {
     public func row(spec: String, split: String, index: Int, config: SFTConfig?) throws -> InspectedRow {
         let d = try dataset(spec, split: split)
         let row = try d.row(index)
-        let imageData: [Data] = row.images.compactMap { ref in
+        // Thumbnails: an image that cannot be read or decoded is named in the row's note, never dropped silently.
+        var imageProblems: [String] = []
+        let numbered: [(Int, Data)] = row.images.enumerated().compactMap { k, ref in
             switch ref {
-            case .bytes(let b): return b
-            case .file(let u): return try? Data(contentsOf: u)
+            case .bytes(let b): return (k, b)
+            case .file(let u):
+                do { return (k, try Data(contentsOf: u)) } catch { imageProblems.append("image \(k + 1): cannot read \(u.path)"); return nil }
             }
         }
+        let imageData = numbered.map(\.1)
         var images: [PixelImage] = []
-        for data in imageData {
-            if let img = try? ImageDecoder.decodeRGB(data) { images.append(PixelImage(width: img.width, height: img.height, rgb: img.pixels)) }
+        for (k, data) in numbered {
+            do {
+                let img = try ImageDecoder.decodeRGB(data)
+                images.append(PixelImage(width: img.width, height: img.height, rgb: img.pixels))
+            } catch { imageProblems.append("image \(k + 1): \(error)") }
         }
         let all = row.messages + (row.completion ?? [])
         let messages = all.map { RenderedMessage(role: $0.role, text: Self.text(of: $0), imageCount: $0.imageCount) }
@@ -169,6 +176,7 @@ public final class DatasetAdapter: @unchecked Sendable {
         } else {
             note = err
         }
+        if !imageProblems.isEmpty { note = (imageProblems + [note].compactMap { $0 }).joined(separator: "; ") }
         return InspectedRow(index: index, rowCount: d.count, messages: messages, renderedText: rendered, images: images, tokens: tokens, tokenNote: note)
     }
 }
