@@ -103,6 +103,19 @@ final class DashboardTrainingTmuxTests: XCTestCase {
         t.waitFor("[exit 0]")
     }
 
+    /// `sftdeck train` in the dashboard with a model folder that is not there: the Train screen says why, and
+    /// quitting gives status 2, as headless does for a run that cannot start.
+    func testARunThatCannotStartExits2FromTheDashboard() throws {
+        let (dir, config) = try makeRun(maxSteps: 5)
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+            .replacingOccurrences(of: "model_name_or_path: \(llava.appendingPathComponent("model").path)", with: "model_name_or_path: /nonexistent/model")
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let t = try TmuxSession(["train", "--config", config], cwd: dir.path)
+        t.waitFor("the failure", timeout: 30) { $0.contains("/nonexistent/model") }
+        t.send("q")
+        t.waitFor("[exit 2]")
+    }
+
     func testHeadlessTrainingWithoutTerminal() throws {
         let (_, config) = try makeRun(maxSteps: 3)
         let out = try runSFTDeck(["--config", config])   // stdout is a pipe: headless by itself

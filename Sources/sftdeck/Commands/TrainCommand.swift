@@ -49,15 +49,28 @@ struct TrainCommand: ParsableCommand {
             DashboardApp(source: LiveDataSource(configPath: config, runRoots: [cfg.resolvedOutputDir]),
                          options: DashboardOptions(themeSpec: cfg.theme, initialScreen: .train))
         }
+        let started = StartedFlag()
+        engine.addObserver(started)
         app.attach(engine)
         engine.start()
         do { try TerminalLoop.run(app) } catch { throw CLIError("\(error)") }
         engine.wait()
-        if let code = [RunState.failed: Int32(1), .stopped: 130][engine.state] { throw ExitCode(code) }
+        // As headless: 2 when the run never started (its model, data or checkpoint could not be loaded).
+        if let code = [RunState.failed: Int32(started.value ? 1 : 2), .stopped: 130][engine.state] { throw ExitCode(code) }
     }
 }
 
 /// Marks the end of every optimizer step for `--profile-startup` (the benchmark reads tokens/s from them).
+/// Whether the engine emitted `started` (its model and data loaded).
+private final class StartedFlag: EngineObserver, @unchecked Sendable {
+    private let lock = NSLock()
+    private var started = false
+    var value: Bool { lock.lock(); defer { lock.unlock() }; return started }
+    func engine(didEmit event: EngineEvent) {
+        if case .started = event { lock.lock(); started = true; lock.unlock() }
+    }
+}
+
 private final class StepMarker: EngineObserver, @unchecked Sendable {
     func engine(didEmit event: EngineEvent) {
         if case .step(let m) = event { StartupProfile.mark("optimizer step \(m.step)") }
