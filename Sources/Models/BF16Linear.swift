@@ -16,7 +16,7 @@ final class MatmulPrecision {
     /// bf16 rounding points are active (autocast-like run).
     var autocast: Bool { mode != .fp32 }
     /// Attention's products in the same mode, sharing the operand scratch (the calls never overlap).
-    var attention: AttentionPrecision { autocast ? AttentionPrecision(mode: mode, workspace: workspace) : .fp32 }
+    var attention: AttentionPrecision { AttentionPrecision(mode: mode, workspace: workspace) }
 
     /// C[M,N] = alpha·A[M,K]·B[N,K]ᵀ + beta·C   (x · Wᵀ)
     func nt(_ M: Int, _ N: Int, _ K: Int, _ A: CFPtr, _ lda: Int, _ B: CFPtr, _ ldb: Int, _ C: FPtr, _ ldc: Int,

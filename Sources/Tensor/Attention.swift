@@ -108,24 +108,19 @@ extension AttentionMask {
 /// R rounds to bf16 (nearest even); every product sums bf16 operands in fp32 (see `bf16Gemm`).
 public struct AttentionPrecision {
     public var mode: BF16MatmulMode
-    public var workspace: BF16Workspace?
-    public init(mode: BF16MatmulMode = .fp32, workspace: BF16Workspace? = nil) {
-        precondition(mode == .fp32 || workspace != nil, "AttentionPrecision: a bf16 mode needs a workspace")
+    /// Operand scratch of the bf16 modes (never touched under `.fp32`).
+    public var workspace: BF16Workspace
+    public init(mode: BF16MatmulMode = .fp32, workspace: BF16Workspace = BF16Workspace()) {
         self.mode = mode; self.workspace = workspace
     }
     public static let fp32 = AttentionPrecision()
     var bf16: Bool { mode != .fp32 }
 
-    /// C = beta·C + R(alpha·op(A)·op(B)) under bf16, plain sgemm otherwise.
+    /// C = beta·C + R(alpha·op(A)·op(B)) under bf16; `bf16Gemm` is plain sgemm under `.fp32`.
     func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if let workspace, bf16 {
-            bf16Gemm(mode, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                     b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, roundOutput: true, workspace: workspace)
-        } else {
-            sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-        }
+        bf16Gemm(mode, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                 b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, roundOutput: true, workspace: workspace)
     }
 }
 
