@@ -64,6 +64,9 @@ final class HeadlessPrinterTests: XCTestCase {
         XCTAssertEqual(HeadlessPrinter.exitCode(for: .finished), 0)
         XCTAssertEqual(HeadlessPrinter.exitCode(for: .failed), 1)
         XCTAssertEqual(HeadlessPrinter.exitCode(for: .stopped), 130)
+        XCTAssertEqual(HeadlessPrinter.exitCode(for: .failed, started: false, failedToStart: 2), 2)
+        XCTAssertEqual(HeadlessPrinter.exitCode(for: .failed, started: true, failedToStart: 2), 1)
+        XCTAssertEqual(HeadlessPrinter.exitCode(for: .stopped, started: false, failedToStart: 2), 130)
     }
 
     func testRunnerReturnsWhenEngineStops() throws {

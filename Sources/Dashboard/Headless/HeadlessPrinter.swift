@@ -55,12 +55,13 @@ public final class HeadlessPrinter: EngineObserver, @unchecked Sendable {
     }
 
     /// Exit status for a run's end: 0 finished, 1 failed, 130 stopped early (Ctrl-C or a stop
-    /// command, after its checkpoint was saved; 128 + SIGINT as shells report it).
-    public static func exitCode(for state: RunState?) -> Int32 {
+    /// command, after its checkpoint was saved; 128 + SIGINT as shells report it). A failure before the
+    /// run `started` (its model, data or checkpoint could not be loaded) gives `failedToStart`.
+    public static func exitCode(for state: RunState?, started: Bool = true, failedToStart: Int32 = 1) -> Int32 {
         switch state {
         case .finished?: return 0
         case .stopped?: return 130
-        case .failed?: return 1
+        case .failed?: return started ? 1 : failedToStart
         default: return 1
         }
     }
@@ -224,8 +225,8 @@ public enum HeadlessRunner {
         try start?()
         // A run whose loading failed because Ctrl-C stopped its extraction was stopped by the user.
         func code(_ state: RunState?) -> Int32 {
-            guard state == .failed else { return HeadlessPrinter.exitCode(for: state) }
-            return extraction.stoppedWork ? 130 : printer.started ? 1 : failedToStart
+            if state == .failed && extraction.stoppedWork { return 130 }
+            return HeadlessPrinter.exitCode(for: state, started: printer.started, failedToStart: failedToStart)
         }
         if [.finished, .stopped, .failed].contains(engine.state) && printer.finalState == nil {
             return code(engine.state)

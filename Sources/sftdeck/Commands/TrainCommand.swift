@@ -56,7 +56,8 @@ struct TrainCommand: ParsableCommand {
         do { try TerminalLoop.run(app) } catch { throw CLIError("\(error)") }
         engine.wait()
         // As headless: 2 when the run never started (its model, data or checkpoint could not be loaded).
-        if let code = [RunState.failed: Int32(started.value ? 1 : 2), .stopped: 130][engine.state] { throw ExitCode(code) }
+        let code = HeadlessPrinter.exitCode(for: engine.state, started: started.value, failedToStart: 2)
+        if code != 0 { throw ExitCode(code) }
     }
 }
 
