@@ -144,8 +144,8 @@ public final class LargeBlockCache: @unchecked Sendable {
         peakBytes = max(peakBytes, liveBytes + freeBytes)
         lock.unlock()
         for f in evicted { AnonymousMemory.unmap(f.pointer, bytes: f.bytes) }
-        // Populated at once (a step writes every page of its buffers), on huge pages where the block spans
-        // 2 MiB: one fault per 2 MiB instead of one per 4 KiB (`AnonymousMemory` has the figures).
+        // Populated at once unless asked not to (a step writes every page of its buffers); huge pages only with
+        // SFTDECK_HUGE_PAGES=1 (`AnonymousMemory` has the figures).
         guard let p = AnonymousMemory.map(bytes: size, populate: populate) else {
             lock.lock(); liveBytes -= size; lock.unlock()
             return nil   // the caller falls back to malloc (which reports exhaustion its own way)

@@ -1,7 +1,7 @@
 import Foundation
+import Tensor
 #if canImport(Glibc)
 import Glibc
-import Tensor
 #endif
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
@@ -294,9 +294,9 @@ public struct MomentTensors: RandomAccessCollection {
 }
 
 /// fp32 storage that starts out zero without being written: an anonymous private memory map, whose pages
-/// the kernel supplies zero-filled (calloc's trick for large blocks), on huge pages where it spans 2 MiB
-/// (`AnonymousMemory`). The pages are faulted in at once, on every core, one word written per page: the
-/// faults are the whole cost; the old `[Float](repeating: 0)` paid them plus a fill of 2× the trainable bytes.
+/// the kernel supplies zero-filled (calloc's trick for large blocks; `AnonymousMemory`). The `prefault` ranges
+/// are populated at once, on every core: the faults are the whole cost; the old `[Float](repeating: 0)` paid
+/// them plus a fill of 2× the trainable bytes.
 final class ZeroPagedFloats: @unchecked Sendable {
     let base: UnsafeMutablePointer<Float>
     let count: Int
@@ -310,9 +310,8 @@ final class ZeroPagedFloats: @unchecked Sendable {
         if let m = AnonymousMemory.map(bytes: length, populate: false) {
             mappedBytes = length
             base = m.bindMemory(to: Float.self, capacity: max(count, 1))
-            let cores = ProcessInfo.processInfo.activeProcessorCount
             for r in prefault ?? [0..<count] where !r.isEmpty {
-                AnonymousMemory.populate(UnsafeMutableRawPointer(base + r.lowerBound), bytes: r.count * 4, cores: cores)
+                AnonymousMemory.populate(UnsafeMutableRawPointer(base + r.lowerBound), bytes: r.count * 4, cores: Parallel.coreCount)
             }
         } else {
             // No map (address space exhausted?): ordinary zeroed memory.
